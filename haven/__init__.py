@@ -1,0 +1,1 @@
+"""Haven: the shared core of the service (wire protocol, settings, auth, storage)."""

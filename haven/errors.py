@@ -1,0 +1,88 @@
+"""The few typed errors Haven raises, each carrying how it appears on the wire.
+
+Exception text never reaches a client: only `code`, the fixed human `message` of the class,
+`retryable` and, for errors that end a socket, the close code.
+"""
+
+from __future__ import annotations
+
+class CloseCode:
+    """The published WebSocket close codes (README, "Close codes")."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    INVALID_TOKEN = 4001  # terminal: log in again
+    TOKEN_EXPIRED = 4002  # retryable with a fresh token
+
+
+class HavenError(Exception):
+    code: str = "internal_error"
+    message: str = "Something went wrong on our side. Please try again."
+    retryable: bool = True
+    http_status: int = 500
+    close_code: int | None = None  # set when the error ends the socket
+
+    def __init__(self, code: str | None = None, message: str | None = None) -> None:
+        if code is not None:
+            self.code = code
+        if message is not None:
+            self.message = message
+        super().__init__(self.code)
+
+
+class InvalidToken(HavenError):
+    code = "invalid_token"
+    message = "The access token is missing or invalid. Please log in again."
+    retryable = False
+    http_status = 401
+    close_code = CloseCode.INVALID_TOKEN
+
+
+class TokenExpired(InvalidToken):
+    # Same wire code as an invalid token (the seed's clients switch on it), but a fresh
+    # token fixes it, so the close code is the retryable one.
+    message = "The access token has expired. Please log in again."
+    retryable = True
+    close_code = CloseCode.TOKEN_EXPIRED
+
+
+class InvalidMessage(HavenError):
+    """The client's own mistake in one frame; the socket stays open."""
+
+    code = "invalid_message"
+    message = "The message could not be understood."
+    retryable = False
+    http_status = 422
+
+
+class SessionNotFound(HavenError):
+    # Also the answer for another user's session: its existence is never revealed.
+    code = "session_not_found"
+    message = "That session does not exist."
+    retryable = False
+    http_status = 404
+
+
+class UsernameTaken(HavenError):
+    code = "username_taken"
+    message = "That username is already taken."
+    retryable = False
+    http_status = 409
+
+
+class SafetyUnavailable(HavenError):
+    code = "safety_unavailable"
+    message = "We could not check your message safely just now. Please send it again."
+    retryable = True
+    http_status = 503
+
+
+class GenerationFailed(HavenError):
+    code = "generation_failed"
+    message = "The reply could not be completed. Please try again."
+    retryable = True
+    http_status = 503

@@ -1,0 +1,61 @@
+"""All of Haven's configuration: one class, read from `HAVEN_*` variables and the app's args."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HAVEN_", extra="forbid", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path(".data")
+    # Empty means SQLite in `data_dir`; PostgreSQL by `postgresql+asyncpg://...`.
+    database_url: str = ""
+
+    jwt_secret: SecretStr | None = None
+    access_token_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    # The seed documents the unprefixed name; both are accepted.
+    enable_websocket: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("enable_websocket", "HAVEN_ENABLE_WEBSOCKET", "ENABLE_WEBSOCKET"),
+    )
+    max_message_chars: int = Field(default=4000, ge=1)
+    # Stable hash of the user id picks one of this many ConnectionHost actors.
+    connection_hosts: int = Field(default=2, ge=1, le=1024)
+    # Earlier turns of the session given to the classifier and the language model.
+    context_messages: int = Field(default=12, ge=0, le=200)
+
+    crisis_hotline: str = "988"
+    crisis_text: str = "741741"
+    crisis_message: str = (
+        "If you are in immediate danger, call 911 or your local emergency number now. "
+        "You can call or text 988 (Suicide & Crisis Lifeline) any time, "
+        "or text HOME to 741741 to reach the Crisis Text Line."
+    )
+
+    model_cache_dir: Path = Path(".cache/models")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.environment != "development":
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"HAVEN_JWT_SECRET must be set to at least {MIN_SECRET_LENGTH} characters "
+                    f"outside development (environment={self.environment})"
+                )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'haven.db').resolve()}"
