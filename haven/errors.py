@@ -6,6 +6,7 @@ Exception text never reaches a client: only `code`, the fixed human `message` of
 
 from __future__ import annotations
 
+
 class CloseCode:
     """The published WebSocket close codes (README, "Close codes")."""
 
@@ -86,3 +87,10 @@ class GenerationFailed(HavenError):
     message = "The reply could not be completed. Please try again."
     retryable = True
     http_status = 503
+
+
+class Busy(HavenError):
+    code = "busy"
+    message = "Too many messages are waiting for a reply. Please wait a moment and try again."
+    retryable = True
+    http_status = 429

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("enable_websocket", "HAVEN_ENABLE_WEBSOCKET", "ENABLE_WEBSOCKET"),
     )
     max_message_chars: int = Field(default=4000, ge=1)
+    # Messages of one user waiting behind the turn in flight; past it the sender gets `busy`.
+    max_queued_turns: int = Field(default=8, ge=1, le=1000)
     # Stable hash of the user id picks one of this many ConnectionHost actors.
     connection_hosts: int = Field(default=2, ge=1, le=1024)
     # Earlier turns of the session given to the classifier and the language model.

@@ -1,0 +1,44 @@
+# The two commands of the README: `make serve` and `make test`. Everything else they need is
+# built here once and reused (stamp files), so running them again is fast.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+MODEL_CACHE ?= .cache/models
+export HAVEN_MODEL_CACHE_DIR ?= $(abspath $(MODEL_CACHE))
+
+.PHONY: setup serve test lint bench clean
+
+setup: $(VENV)/.installed $(MODEL_CACHE)/.prepared tests/js/node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# The CPU build on disk first: an unpinned torch would pull a multi-GB CUDA build.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[dev]"
+	touch $@
+
+$(MODEL_CACHE)/.prepared: $(VENV)/.installed models/llm/prepare.py
+	$(PY) -m models.llm.prepare --cache-dir $(MODEL_CACHE)
+	touch $@
+
+tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+serve: setup
+	$(PY) -m deployments.launch --config serve_config.yaml
+
+test: setup
+	$(VENV)/bin/pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy haven actors deployments models
+
+bench: setup
+	$(PY) bench/turn_latency.py
+
+clean:
+	rm -rf $(VENV) .cache tests/js/node_modules

@@ -1,0 +1,118 @@
+"""The fixed pool of ConnectionHost Ray actors, and the Gateway's view of it.
+
+A user always maps to the same host (a stable hash of the user id modulo the pool size), so
+one ConnectionActor sees every socket and every turn of that user, whichever Gateway replica
+or node the sockets arrive on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+from ray.serve.handle import DeploymentHandle
+
+from haven.protocol import ErrorEvent, Ping, SessionMessage
+from haven.settings import Settings
+from haven.storage.store import Store
+
+from actors.host import ConnectionHostCore
+from deployments.clients import ServeReplyGenerator, ServeRiskAssessor
+
+# Every open socket holds one concurrent call (its event stream) on its host.
+HOST_MAX_CONCURRENCY = 100_000
+
+
+def host_index(user_id: str, pool_size: int) -> int:
+    digest = hashlib.sha256(user_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % pool_size
+
+
+class ConnectionHost:
+    """Ray actor body: a `ConnectionHostCore` with its own database pool and model clients."""
+
+    def __init__(
+        self, settings: Settings, classifier: DeploymentHandle, generator: DeploymentHandle
+    ) -> None:
+        self._store = Store.from_url(settings.resolved_database_url)
+        self._core = ConnectionHostCore(
+            settings, self._store, ServeRiskAssessor(classifier), ServeReplyGenerator(generator)
+        )
+
+    async def attach(self, user_id: str, socket_id: str) -> AsyncIterator[list[str]]:
+        async for batch in self._core.attach(user_id, socket_id):
+            yield batch
+
+    async def receive(self, user_id: str, socket_id: str, message: SessionMessage | Ping) -> None:
+        self._core.receive(user_id, socket_id, message)
+
+    async def reject(self, user_id: str, socket_id: str, error: ErrorEvent) -> None:
+        self._core.reject(user_id, socket_id, error)
+
+    async def detach(self, user_id: str, socket_id: str) -> None:
+        self._core.detach(user_id, socket_id)
+
+    async def stats(self) -> dict[str, int]:
+        return {"users": self._core.user_count}
+
+
+class RayConnections:
+    """`Connections` over the pool of named host actors, created on first use."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        classifier: DeploymentHandle,
+        generator: DeploymentHandle,
+        name_prefix: str,
+    ) -> None:
+        self._settings = settings
+        self._classifier = classifier
+        self._generator = generator
+        self._name_prefix = name_prefix
+        self._hosts: dict[int, ActorHandle] = {}
+
+    def host(self, index: int) -> ActorHandle:
+        handle = self._hosts.get(index)
+        if handle is None:
+            remote_cls: Any = ray.remote(ConnectionHost)
+            handle = remote_cls.options(
+                name=f"{self._name_prefix}-connection-host-{index}",
+                get_if_exists=True,
+                # The host only waits on I/O; it must schedule on a small node beside the models.
+                num_cpus=0,
+                max_concurrency=HOST_MAX_CONCURRENCY,
+            ).remote(self._settings, self._classifier, self._generator)
+            self._hosts[index] = handle
+        return handle
+
+    def host_for(self, user_id: str) -> ActorHandle:
+        return self.host(host_index(user_id, self._settings.connection_hosts))
+
+    def forget(self, user_id: str) -> None:
+        """Drop a cached handle after its actor died, so the next use recreates it."""
+        self._hosts.pop(host_index(user_id, self._settings.connection_hosts), None)
+
+    async def attach(self, user_id: str, socket_id: str) -> AsyncIterator[list[str]]:
+        stream = self.host_for(user_id).attach.options(num_returns="streaming").remote(
+            user_id, socket_id
+        )
+        async for ref in stream:
+            yield await ref
+
+    async def receive(self, user_id: str, socket_id: str, message: SessionMessage | Ping) -> None:
+        await self.host_for(user_id).receive.remote(user_id, socket_id, message)
+
+    async def reject(self, user_id: str, socket_id: str, error: ErrorEvent) -> None:
+        await self.host_for(user_id).reject.remote(user_id, socket_id, error)
+
+    async def detach(self, user_id: str, socket_id: str) -> None:
+        await self.host_for(user_id).detach.remote(user_id, socket_id)
+
+    async def ready(self) -> None:
+        """Returns once every host of the pool answers (creating those not yet started)."""
+        for index in range(self._settings.connection_hosts):
+            await self.host(index).stats.remote()

@@ -1,0 +1,33 @@
+"""The Serve application builder named by `serve_config.yaml` (`deployments.app:build_app`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+from pydantic import BaseModel, ConfigDict
+
+from haven.settings import Settings
+
+from deployments.gateway import Gateway
+from deployments.generator import GeneratorOptions, ResponseGenerator
+from deployments.safety import SafetyClassifier, SafetyOptions
+
+
+class AppArgs(BaseModel):
+    """The `args:` block of the application in `serve_config.yaml`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    settings: dict[str, Any] = {}
+    safety: SafetyOptions = SafetyOptions()
+    generator: GeneratorOptions = GeneratorOptions()
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    parsed = AppArgs.model_validate(args)
+    # HAVEN_* variables fill what the config leaves out; the config wins where both are set.
+    settings = Settings(**parsed.settings)
+    classifier = SafetyClassifier.bind(parsed.safety)
+    generator = ResponseGenerator.bind(parsed.generator, str(settings.model_cache_dir))
+    return Gateway.bind(settings, classifier, generator)

@@ -1,0 +1,89 @@
+"""The Gateway: Haven's FastAPI ingress on Ray Serve (`/ws`, REST, health)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from haven.auth import TokenService, signing_secret
+from haven.errors import HavenError
+from haven.settings import Settings
+from haven.storage.store import Store
+
+from actors.pool import RayConnections
+from deployments import rest, websocket
+from deployments.services import GatewayServices
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(services: GatewayServices) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Database connections belong to the loop serving the app; release them with it.
+        await services.store.close()
+
+    app = FastAPI(
+        title="Haven",
+        summary="Real-time backend for a mental-health support chat.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.include_router(rest.router)
+    app.include_router(websocket.router)
+
+    @app.exception_handler(HavenError)
+    async def _haven_error(_: Request, error: HavenError) -> JSONResponse:
+        # The one place a typed error becomes an HTTP answer: a fixed message, no internals.
+        headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
+        return JSONResponse(
+            status_code=error.http_status,
+            content={"detail": error.message, "code": error.code, "retryable": error.retryable},
+            headers=headers,
+        )
+
+    return app
+
+
+@serve.deployment(
+    # Each open WebSocket holds one slot for its whole life.
+    max_ongoing_requests=10_000,
+    ray_actor_options={"num_cpus": 0.25},
+)
+@serve.ingress()
+class Gateway:
+    def __init__(
+        self, settings: Settings, classifier: DeploymentHandle, generator: DeploymentHandle
+    ) -> None:
+        self._settings = settings
+        self._classifier = classifier
+        self._generator = generator
+        app_name = serve.get_replica_context().app_name
+        self._connections = RayConnections(settings, classifier, generator, name_prefix=app_name)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        settings = self._settings
+        services = GatewayServices(
+            settings=settings,
+            store=Store.from_url(settings.resolved_database_url),
+            tokens=TokenService(signing_secret(settings), settings.access_token_ttl_s),
+            connections=self._connections,
+            readiness=self._ready,
+        )
+        return create_app(services)
+
+    async def _ready(self) -> bool:
+        classifier_ok, generator_ok = await asyncio.gather(
+            self._classifier.ready.remote(), self._generator.ready.remote()
+        )
+        await self._connections.ready()
+        return bool(classifier_ok and generator_ok)

@@ -1,0 +1,68 @@
+"""ResponseGenerator: a streaming language model behind a Serve deployment."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+
+from haven.backends import ReplyRequest
+
+from deployments.device import pick_device
+
+DEFAULT_MODEL_FOLDER = "smollm2-135m-instruct"
+
+
+class GeneratorOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # A local Hugging Face causal-LM folder; None: the model prepared by `make setup`.
+    model_path: str | None = None
+    device: str = "auto"
+    threads: int | None = Field(default=None, ge=1)
+    max_prompt_tokens: int = Field(default=1536, ge=64)
+    max_new_tokens: int = Field(default=160, ge=1, le=4096)
+    temperature: float = Field(default=0.7, gt=0)
+    top_p: float = Field(default=0.9, gt=0, le=1)
+    repetition_penalty: float = Field(default=1.15, ge=1)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16)
+class ResponseGenerator:
+    def __init__(self, options: GeneratorOptions, model_cache_dir: str) -> None:
+        from models.llm.generation import GenerationParams, TransformersBackend
+
+        path = Path(options.model_path or Path(model_cache_dir) / DEFAULT_MODEL_FOLDER)
+        if not (path / "config.json").is_file():
+            # Weights are prepared at setup, never fetched while serving.
+            raise RuntimeError(
+                f"No language model at {path}; run `make setup` (python -m models.llm.prepare)"
+            )
+        self._options = options
+        self._backend = TransformersBackend.load(
+            path, device=pick_device(options.device), threads=options.threads
+        )
+        self._params = GenerationParams(
+            max_new_tokens=options.max_new_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            repetition_penalty=options.repetition_penalty,
+        )
+
+    async def generate(self, request: ReplyRequest) -> AsyncIterator[str]:
+        from models.llm.prompt import ChatTurn, build_messages
+
+        messages = build_messages(
+            [ChatTurn(role=turn.role, text=turn.text) for turn in request.history],
+            intent=request.intent,
+            risk_level=request.risk_level,
+            tokenizer=self._backend.tokenizer,
+            max_prompt_tokens=self._options.max_prompt_tokens,
+        )
+        async for piece in self._backend.stream(messages, self._params):
+            yield piece
+
+    async def ready(self) -> bool:
+        return True

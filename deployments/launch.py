@@ -1,0 +1,113 @@
+"""`make serve`: migrate the database, start Ray, deploy `serve_config.yaml`, wait until ready.
+
+The same steps as `serve run serve_config.yaml`, plus what a foreground service needs: `PORT`
+overrides the config's port, relative paths become absolute before any Ray worker starts (their
+working directory differs), readiness is logged, and Ctrl-C stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ray
+import yaml
+from ray import serve
+from ray.serve._private import api as serve_api
+from ray.serve._private.constants import SERVE_NAMESPACE
+from ray.serve.schema import ServeDeploySchema
+
+from haven.settings import Settings
+from haven.storage import migrate
+
+logger = logging.getLogger("haven.launch")
+
+DEFAULT_PORT = 3000
+READY_TIMEOUT_S = 300
+
+
+def load_config(
+    path: Path, *, port: int | None = None, args: dict[str, dict[str, Any]] | None = None
+) -> ServeDeploySchema:
+    """The deploy config from `path`, with the HTTP port and application args overridden
+    (`args` maps a section of the app's args, e.g. "settings", to the fields to replace)."""
+    raw = yaml.safe_load(path.read_text())
+    if port is not None:
+        raw.setdefault("http_options", {})["port"] = port
+    for app in raw["applications"]:
+        for section, fields in (args or {}).items():
+            app.setdefault("args", {}).setdefault(section, {}).update(fields)
+    return ServeDeploySchema.model_validate(raw)
+
+
+def deploy(config: ServeDeploySchema) -> None:
+    """Start Serve on the connected Ray cluster and deploy every application in `config`."""
+    client = serve_api.serve_start(
+        http_options=config.http_options.model_dump(),
+        proxy_location=config.proxy_location,
+    )
+    client.deploy_apps(config, _blocking=False)
+
+
+def wait_ready(port: int, timeout_s: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    url = f"http://127.0.0.1:{port}/readyz"
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=15).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"Haven was not ready on port {port} within {timeout_s:.0f} s")
+
+
+def _absolute_paths() -> None:
+    for name, default in (("HAVEN_DATA_DIR", ".data"), ("HAVEN_MODEL_CACHE_DIR", ".cache/models")):
+        os.environ[name] = str(Path(os.environ.get(name, default)).resolve())
+
+
+def _stop_on_sigterm() -> None:
+    def _raise(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _raise)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run Haven on a local Ray cluster.")
+    parser.add_argument("--config", type=Path, default=Path("serve_config.yaml"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    _stop_on_sigterm()
+    port = int(os.environ.get("PORT", DEFAULT_PORT))
+    _absolute_paths()
+    settings = Settings()  # refuses unsafe settings before anything starts
+    migrate.upgrade(settings.resolved_database_url)
+    config = load_config(args.config, port=port)
+
+    address = os.environ.get("RAY_ADDRESS", "local")
+    ray.init(address=address, namespace=SERVE_NAMESPACE, include_dashboard=False)
+    try:
+        deploy(config)
+        logger.info("deploying %s; loading the models", args.config)
+        wait_ready(port)
+        logger.info("Haven is ready: ws://localhost:%d/ws?token=JWT  (REST docs: /docs)", port)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        logger.info("stopping Haven")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

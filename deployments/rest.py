@@ -1,0 +1,170 @@
+"""REST: accounts, sessions and their stored messages, health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from haven.auth import TokenClaims, hash_password, verify_password
+from haven.errors import InvalidToken
+
+from deployments.services import GatewayServices
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+_bearer = HTTPBearer(auto_error=False)
+
+# A short list is enough to turn away the passwords every attacker tries first.
+_COMMON_PASSWORDS = frozenset(
+    {"password", "password1", "password123", "1234567890", "qwertyuiop", "letmein123",
+     "iloveyou12", "welcome123", "abcdefghij", "0123456789", "passw0rd12", "qwerty1234"}
+)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Credentials(_Body):
+    username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    password: str = Field(min_length=1, max_length=256)
+
+
+class Registration(Credentials):
+    password: str = Field(min_length=10, max_length=256)
+
+    @field_validator("password")
+    @classmethod
+    def _not_weak(cls, value: str) -> str:
+        if value.lower() in _COMMON_PASSWORDS or len(set(value)) < 4:
+            raise ValueError("password is too easy to guess")
+        if re.fullmatch(r"\d+", value):
+            raise ValueError("password must not be only digits")
+        return value
+
+    @model_validator(mode="after")
+    def _not_username(self) -> Registration:
+        if self.username.lower() in self.password.lower():
+            raise ValueError("password must not contain the username")
+        return self
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class SessionOut(BaseModel):
+    id: str
+    created_at: datetime
+
+
+class MessageOut(BaseModel):
+    id: str
+    role: str
+    text: str
+    intent: str | None
+    risk_level: str | None
+    created_at: datetime
+
+
+def services(request: Request) -> GatewayServices:
+    svc: GatewayServices = request.app.state.services
+    return svc
+
+
+Services = Annotated[GatewayServices, Depends(services)]
+
+
+def current_user(
+    svc: Services,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> TokenClaims:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise InvalidToken()
+    return svc.tokens.verify(credentials.credentials)
+
+
+User = Annotated[TokenClaims, Depends(current_user)]
+
+
+@router.post("/auth/register", status_code=status.HTTP_201_CREATED, tags=["auth"])
+async def register(body: Registration, svc: Services) -> UserOut:
+    password_hash = await asyncio.to_thread(hash_password, body.password)
+    user = await svc.store.create_user(body.username, password_hash)
+    return UserOut(id=user.id, username=user.username)
+
+
+@router.post("/auth/login", tags=["auth"])
+async def login(body: Credentials, svc: Services) -> TokenOut:
+    user = await svc.store.get_user_by_username(body.username)
+    stored_hash = user.password_hash if user else None
+    # verify_password(None, ...) still hashes, so an unknown name answers in the same time.
+    if not await asyncio.to_thread(verify_password, stored_hash, body.password) or user is None:
+        raise InvalidToken(message="Wrong username or password.")
+    token, expires_in = svc.tokens.issue(user.id)
+    return TokenOut(access_token=token, expires_in=expires_in)
+
+
+@router.post("/sessions", status_code=status.HTTP_201_CREATED, tags=["sessions"])
+async def create_session(user: User, svc: Services) -> SessionOut:
+    record = await svc.store.create_session(user.user_id)
+    return SessionOut(id=record.id, created_at=record.created_at)
+
+
+@router.get("/sessions", tags=["sessions"])
+async def list_sessions(user: User, svc: Services) -> list[SessionOut]:
+    records = await svc.store.list_sessions(user.user_id)
+    return [SessionOut(id=r.id, created_at=r.created_at) for r in records]
+
+
+@router.get("/sessions/{session_id}/messages", tags=["sessions"])
+async def list_messages(session_id: str, user: User, svc: Services) -> list[MessageOut]:
+    records = await svc.store.list_messages(user.user_id, session_id)
+    return [
+        MessageOut(
+            id=r.id, role=r.role, text=r.text, intent=r.intent,
+            risk_level=r.risk_level, created_at=r.created_at,
+        )
+        for r in records
+    ]
+
+
+@router.delete(
+    "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["sessions"]
+)
+async def delete_session(session_id: str, user: User, svc: Services) -> Response:
+    await svc.store.delete_session(user.user_id, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"])
+async def readyz(svc: Services, response: Response) -> dict[str, str]:
+    try:
+        ready = await asyncio.wait_for(svc.readiness(), timeout=10)
+    except Exception:
+        logger.warning("readiness check failed", exc_info=True)
+        ready = False
+    if not ready:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return {"status": "unavailable"}
+    return {"status": "ready"}
