@@ -1,0 +1,39 @@
+"""What the store hands out: immutable copies of rows, detached from any database session."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from haven.risk import RiskLevel
+
+MessageRole = Literal["user", "assistant"]
+MESSAGE_ROLES: tuple[MessageRole, ...] = ("user", "assistant")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class UserRecord(_Record):
+    id: str
+    username: str
+    password_hash: str
+    created_at: AwareDatetime
+
+
+class SessionRecord(_Record):
+    id: str
+    user_id: str
+    created_at: AwareDatetime
+
+
+class MessageRecord(_Record):
+    id: str
+    session_id: str
+    role: MessageRole
+    text: str
+    intent: str | None
+    risk_level: RiskLevel | None
+    created_at: AwareDatetime

@@ -1,0 +1,282 @@
+"""Every read and write of users, chat sessions and messages.
+
+Message text is health data: nothing else in Haven touches the `messages` table, so encryption at
+rest, export and erasure can later be added here alone.
+
+Ownership is part of every session query (`WHERE id = :session AND user_id = :user`), and a
+session that exists but belongs to someone else gets the same `SessionNotFound` as one that does
+not exist, so one user can never learn whether another user's session id is real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import unicodedata
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from types import TracebackType
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from haven.errors import SessionNotFound, UsernameTaken
+from haven.risk import RiskLevel
+from haven.storage.database import SQLITE_BEGIN_OPTION, create_engine
+from haven.storage.records import (
+    MESSAGE_ROLES,
+    MessageRecord,
+    MessageRole,
+    SessionRecord,
+    UserRecord,
+)
+from haven.storage.tables import ChatSession, Message, User
+
+_USER_COLUMNS = (User.id, User.username, User.password_hash, User.created_at)
+_SESSION_COLUMNS = (ChatSession.id, ChatSession.user_id, ChatSession.created_at)
+_MESSAGE_COLUMNS = (
+    Message.id,
+    Message.session_id,
+    Message.role,
+    Message.text,
+    Message.intent,
+    Message.risk_level,
+    Message.created_at,
+)
+
+
+def normalize_username(username: str) -> str:
+    """The key usernames are compared by: case and Unicode width variants are one name."""
+    folded = unicodedata.normalize("NFKC", username).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()
+
+
+def _canonical_uuid(value: object) -> str | None:
+    """`value` as a lower-case hyphenated UUID, or None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _risk_level(value: str | None) -> RiskLevel | None:
+    return None if value is None else RiskLevel(value)  # ValueError for an unknown level
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        return cls(create_engine(url))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def _write_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that reads before it writes.
+
+        SQLite's default (deferred) BEGIN would take a read snapshot first and fail with
+        "database is locked" if another writer commits before this one writes; IMMEDIATE takes
+        the write lock up front and waits its turn instead. PostgreSQL ignores the option.
+        """
+        async with self._engine.connect() as conn:
+            await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            async with conn.begin():
+                yield conn
+
+    # Users
+
+    async def create_user(self, username: str, password_hash: str) -> UserRecord:
+        key = normalize_username(username)
+        if not key:
+            raise ValueError("username is empty")
+        record = UserRecord(
+            id=str(uuid.uuid4()),
+            username=username,
+            password_hash=password_hash,
+            created_at=_now(),
+        )
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(User).values(**record.model_dump(), username_key=key))
+        except IntegrityError as error:
+            # The only constraint a fresh random id can hit is the unique username key.
+            raise UsernameTaken() from error
+        return record
+
+    async def get_user_by_username(self, username: str) -> UserRecord | None:
+        stmt = select(*_USER_COLUMNS).where(User.username_key == normalize_username(username))
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).mappings().one_or_none()
+        return UserRecord.model_validate(row) if row is not None else None
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        stmt = select(*_USER_COLUMNS).where(User.id == user_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).mappings().one_or_none()
+        return UserRecord.model_validate(row) if row is not None else None
+
+    # Chat sessions
+
+    async def create_session(self, user_id: str) -> SessionRecord:
+        """A new, empty session; LookupError if the user does not exist (e.g. was erased)."""
+        record = SessionRecord(id=str(uuid.uuid4()), user_id=user_id, created_at=_now())
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(ChatSession).values(**record.model_dump()))
+        except IntegrityError as error:
+            raise LookupError("unknown user") from error
+        return record
+
+    async def list_sessions(self, user_id: str) -> list[SessionRecord]:
+        """The user's sessions, newest first."""
+        stmt = (
+            select(*_SESSION_COLUMNS)
+            .where(ChatSession.user_id == user_id)
+            .order_by(ChatSession.created_at.desc(), ChatSession.id.desc())
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [SessionRecord.model_validate(row) for row in rows]
+
+    async def get_session(self, user_id: str, session_id: str) -> SessionRecord:
+        sid = _canonical_uuid(session_id)
+        if sid is None:
+            raise SessionNotFound()
+        stmt = select(*_SESSION_COLUMNS).where(
+            ChatSession.id == sid, ChatSession.user_id == user_id
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).mappings().one_or_none()
+        if row is None:
+            raise SessionNotFound()
+        return SessionRecord.model_validate(row)
+
+    async def delete_session(self, user_id: str, session_id: str) -> None:
+        """Deletes the session and, by ON DELETE CASCADE, all of its messages."""
+        sid = _canonical_uuid(session_id)
+        if sid is None:
+            raise SessionNotFound()
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(ChatSession).where(ChatSession.id == sid, ChatSession.user_id == user_id)
+            )
+        if result.rowcount != 1:
+            raise SessionNotFound()
+
+    # Messages
+
+    async def add_message(
+        self,
+        user_id: str,
+        session_id: str,
+        role: MessageRole,
+        text: str,
+        intent: str | None = None,
+        risk_level: str | None = None,
+        *,
+        message_id: str | None = None,
+    ) -> MessageRecord:
+        """Stores one message at the end of the session; it is committed when this returns.
+
+        `message_id` lets the caller announce a reply's id while it streams and store it under
+        that id once complete; by default a new UUID.
+        """
+        if role not in MESSAGE_ROLES:
+            raise ValueError(f"unknown message role {role!r}")
+        level = _risk_level(risk_level)
+        sid = _canonical_uuid(session_id)
+        if sid is None:
+            raise SessionNotFound()
+        if message_id is None:
+            mid = str(uuid.uuid4())
+        else:
+            checked = _canonical_uuid(message_id)
+            if checked is None:
+                raise ValueError("message_id must be a UUID")
+            mid = checked
+        record = MessageRecord(
+            id=mid,
+            session_id=sid,
+            role=role,
+            text=text,
+            intent=intent,
+            risk_level=level,
+            created_at=_now(),
+        )
+        owned = (
+            select(ChatSession.id)
+            .where(ChatSession.id == sid, ChatSession.user_id == user_id)
+            # Holds the session row until commit: messages of one session are numbered one at
+            # a time (PostgreSQL), and the session cannot be deleted in between.
+            .with_for_update()
+        )
+        next_seq = (
+            select(func.coalesce(func.max(Message.seq), 0) + 1)
+            .where(Message.session_id == sid)
+            .scalar_subquery()
+        )
+        values = record.model_dump(mode="python") | {"user_id": user_id, "seq": next_seq}
+        async with self._write_transaction() as conn:
+            if (await conn.execute(owned)).first() is None:
+                raise SessionNotFound()
+            await conn.execute(insert(Message).values(**values))
+        return record
+
+    async def list_messages(
+        self, user_id: str, session_id: str, limit: int | None = None
+    ) -> list[MessageRecord]:
+        """The session's messages, oldest first; with `limit`, only the last `limit` of them."""
+        if limit is not None and limit < 0:
+            raise ValueError("limit must not be negative")
+        sid = _canonical_uuid(session_id)
+        if sid is None:
+            raise SessionNotFound()
+        owned = select(ChatSession.id).where(ChatSession.id == sid, ChatSession.user_id == user_id)
+        newest_first = (
+            select(*_MESSAGE_COLUMNS)
+            .where(Message.session_id == sid)
+            .order_by(Message.seq.desc())
+            .limit(limit)
+        )
+        # One transaction, so the ownership check and the read see the same snapshot.
+        async with self._engine.connect() as conn:
+            if (await conn.execute(owned)).first() is None:
+                raise SessionNotFound()
+            rows = (await conn.execute(newest_first)).mappings().all()
+        return [MessageRecord.model_validate(row) for row in reversed(rows)]
+
+    async def set_risk_level(self, message_id: str, risk_level: str) -> None:
+        """Records the assessed risk of a stored message; a message deleted since is ignored."""
+        level = _risk_level(risk_level)
+        mid = _canonical_uuid(message_id)
+        if mid is None:
+            raise ValueError("message_id must be a UUID")
+        stmt = update(Message).where(Message.id == mid).values(risk_level=level)
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
