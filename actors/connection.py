@@ -13,13 +13,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from actors.turn import Turn, TurnContext
 from haven.backends import ReplyGenerator, RiskAssessor
 from haven.errors import Busy, HavenError
-from haven.protocol import ErrorEvent, Ping, Pong, SessionMessage, ServerEventBase
+from haven.protocol import ErrorEvent, Ping, Pong, ServerEventBase, SessionMessage
 from haven.settings import Settings
 from haven.storage.store import Store
-
-from actors.turn import Turn, TurnContext
 
 logger = logging.getLogger(__name__)
 

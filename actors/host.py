@@ -11,12 +11,11 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from actors.connection import ConnectionActor
 from haven.backends import ReplyGenerator, RiskAssessor
 from haven.protocol import ErrorEvent, Ping, SessionMessage
 from haven.settings import Settings
 from haven.storage.store import Store
-
-from actors.connection import ConnectionActor
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +28,13 @@ class Connections(Protocol):
         registered and will receive every event of the user from then on."""
         ...
 
-    async def receive(self, user_id: str, socket_id: str, message: SessionMessage | Ping) -> None:
-        ...
+    async def receive(
+        self, user_id: str, socket_id: str, message: SessionMessage | Ping
+    ) -> None: ...
 
-    async def reject(self, user_id: str, socket_id: str, error: ErrorEvent) -> None:
-        ...
+    async def reject(self, user_id: str, socket_id: str, error: ErrorEvent) -> None: ...
 
-    async def detach(self, user_id: str, socket_id: str) -> None:
-        ...
+    async def detach(self, user_id: str, socket_id: str) -> None: ...
 
 
 class ConnectionHostCore:

@@ -13,14 +13,14 @@ from typing import Any
 
 import ray
 from ray.actor import ActorHandle
+from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
-
-from haven.protocol import ErrorEvent, Ping, SessionMessage
-from haven.settings import Settings
-from haven.storage.store import Store
 
 from actors.host import ConnectionHostCore
 from deployments.clients import ServeReplyGenerator, ServeRiskAssessor
+from haven.protocol import ErrorEvent, Ping, SessionMessage
+from haven.settings import Settings
+from haven.storage.store import Store
 
 # Every open socket holds one concurrent call (its event stream) on its host.
 HOST_MAX_CONCURRENCY = 100_000
@@ -92,16 +92,18 @@ class RayConnections:
     def host_for(self, user_id: str) -> ActorHandle:
         return self.host(host_index(user_id, self._settings.connection_hosts))
 
-    def forget(self, user_id: str) -> None:
-        """Drop a cached handle after its actor died, so the next use recreates it."""
-        self._hosts.pop(host_index(user_id, self._settings.connection_hosts), None)
-
     async def attach(self, user_id: str, socket_id: str) -> AsyncIterator[list[str]]:
-        stream = self.host_for(user_id).attach.options(num_returns="streaming").remote(
-            user_id, socket_id
+        index = host_index(user_id, self._settings.connection_hosts)
+        stream: Any = (
+            self.host(index).attach.options(num_returns="streaming").remote(user_id, socket_id)
         )
-        async for ref in stream:
-            yield await ref
+        try:
+            async for ref in stream:
+                yield await ref
+        except RayActorError:
+            # The host died: forget its handle so the client's reconnect starts a new one.
+            self._hosts.pop(index, None)
+            raise
 
     async def receive(self, user_id: str, socket_id: str, message: SessionMessage | Ping) -> None:
         await self.host_for(user_id).receive.remote(user_id, socket_id, message)

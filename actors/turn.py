@@ -75,7 +75,7 @@ class Turn:
             )
         intent = reply_intent(level)
         request = ReplyRequest(
-            history=[ChatTurn(role=m.role, text=m.text) for m in history],  # type: ignore[arg-type]
+            history=[ChatTurn(role=m.role, text=m.text) for m in history],
             intent=intent,
             risk_level=level.value,
         )
@@ -118,15 +118,20 @@ class Turn:
             ctx.broadcast(ErrorEvent.from_error(GenerationFailed()))
             return
         text = "".join(pieces).strip()
-        await ctx.store.add_message(
-            ctx.user_id,
-            session_id,
-            "assistant",
-            text,
-            intent=intent,
-            risk_level=risk_level,
-            message_id=reply_id,
-        )
+        try:
+            await ctx.store.add_message(
+                ctx.user_id,
+                session_id,
+                "assistant",
+                text,
+                intent=intent,
+                risk_level=risk_level,
+                message_id=reply_id,
+            )
+        except HavenError as error:
+            # The session was deleted while the reply was being written.
+            ctx.broadcast(ErrorEvent.from_error(error))
+            return
         ctx.broadcast(
             AssistantMessageComplete(
                 message=CompletedMessage(text=text, intent=intent, risk_level=risk_level),

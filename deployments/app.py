@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.serve import Application
 from pydantic import BaseModel, ConfigDict
-
-from haven.settings import Settings
+from ray.serve import Application
 
 from deployments.gateway import Gateway
 from deployments.generator import GeneratorOptions, ResponseGenerator
 from deployments.safety import SafetyClassifier, SafetyOptions
+from haven.settings import Settings
 
 
 class AppArgs(BaseModel):
@@ -28,6 +27,10 @@ def build_app(args: dict[str, Any]) -> Application:
     parsed = AppArgs.model_validate(args)
     # HAVEN_* variables fill what the config leaves out; the config wins where both are set.
     settings = Settings(**parsed.settings)
-    classifier = SafetyClassifier.bind(parsed.safety)
-    generator = ResponseGenerator.bind(parsed.generator, str(settings.model_cache_dir))
-    return Gateway.bind(settings, classifier, generator)
+    # @serve.deployment turns each class into a Deployment; the stubs keep the class type.
+    classifier = SafetyClassifier.bind(parsed.safety)  # type: ignore[attr-defined]
+    generator = ResponseGenerator.bind(  # type: ignore[attr-defined]
+        parsed.generator, str(settings.model_cache_dir)
+    )
+    app: Application = Gateway.bind(settings, classifier, generator)  # type: ignore[attr-defined]
+    return app

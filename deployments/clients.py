@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from haven.backends import ReplyRequest
 from haven.risk import Assessment
+
 
 class ServeRiskAssessor:
     def __init__(self, handle: DeploymentHandle) -> None:
@@ -23,5 +25,6 @@ class ServeReplyGenerator:
         self._handle = handle.options(stream=True)
 
     async def stream(self, request: ReplyRequest) -> AsyncIterator[str]:
-        async for piece in self._handle.generate.remote(request):
+        pieces = cast(DeploymentResponseGenerator, self._handle.generate.remote(request))
+        async for piece in pieces:
             yield piece

@@ -12,14 +12,13 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from actors.pool import RayConnections
+from deployments import rest, websocket
+from deployments.services import GatewayServices
 from haven.auth import TokenService, signing_secret
 from haven.errors import HavenError
 from haven.settings import Settings
 from haven.storage.store import Store
-
-from actors.pool import RayConnections
-from deployments import rest, websocket
-from deployments.services import GatewayServices
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
-from haven.backends import ReplyRequest
-
 from deployments.device import pick_device
+from haven.backends import ReplyRequest
 
 DEFAULT_MODEL_FOLDER = "smollm2-135m-instruct"
 

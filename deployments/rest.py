@@ -12,10 +12,9 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from deployments.services import GatewayServices
 from haven.auth import TokenClaims, hash_password, verify_password
 from haven.errors import InvalidToken
-
-from deployments.services import GatewayServices
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +23,20 @@ _bearer = HTTPBearer(auto_error=False)
 
 # A short list is enough to turn away the passwords every attacker tries first.
 _COMMON_PASSWORDS = frozenset(
-    {"password", "password1", "password123", "1234567890", "qwertyuiop", "letmein123",
-     "iloveyou12", "welcome123", "abcdefghij", "0123456789", "passw0rd12", "qwerty1234"}
+    {
+        "password",
+        "password1",
+        "password123",
+        "1234567890",
+        "qwertyuiop",
+        "letmein123",
+        "iloveyou12",
+        "welcome123",
+        "abcdefghij",
+        "0123456789",
+        "passw0rd12",
+        "qwerty1234",
+    }
 )
 
 
@@ -137,16 +148,18 @@ async def list_messages(session_id: str, user: User, svc: Services) -> list[Mess
     records = await svc.store.list_messages(user.user_id, session_id)
     return [
         MessageOut(
-            id=r.id, role=r.role, text=r.text, intent=r.intent,
-            risk_level=r.risk_level, created_at=r.created_at,
+            id=r.id,
+            role=r.role,
+            text=r.text,
+            intent=r.intent,
+            risk_level=r.risk_level,
+            created_at=r.created_at,
         )
         for r in records
     ]
 
 
-@router.delete(
-    "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["sessions"]
-)
+@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["sessions"])
 async def delete_session(session_id: str, user: User, svc: Services) -> Response:
     await svc.store.delete_session(user.user_id, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,9 +8,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
-from haven.risk import Assessment, RiskLevel
-
 from deployments.device import pick_device
+from haven.risk import Assessment, RiskLevel
 
 # How many earlier messages of the person are read together with the new one.
 CONTEXT_MESSAGES = 3
@@ -36,8 +35,9 @@ class SafetyClassifier:
             device=pick_device(options.device),
             threads=options.threads,
         )
-        self._assess_batch.set_max_batch_size(options.max_batch_size)
-        self._assess_batch.set_batch_wait_timeout_s(options.batch_wait_timeout_s)
+        # @serve.batch wraps the method in an object with these setters; its stubs don't say so.
+        self._assess_batch.set_max_batch_size(options.max_batch_size)  # type: ignore[attr-defined]
+        self._assess_batch.set_batch_wait_timeout_s(options.batch_wait_timeout_s)  # type: ignore[attr-defined]
 
     async def assess(self, text: str, context: list[str]) -> Assessment:
         """The new message alone, and read after the person's last few messages: the higher

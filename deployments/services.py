@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from actors.host import Connections
 from haven.auth import TokenService
 from haven.settings import Settings
 from haven.storage.store import Store
-
-from actors.host import Connections
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from deployments.services import GatewayServices
 from haven.auth import TokenClaims
 from haven.errors import CloseCode, HavenError, InvalidMessage
 from haven.protocol import Connection, ErrorEvent, parse_client_frame
-
-from deployments.services import GatewayServices
 
 logger = logging.getLogger(__name__)
 

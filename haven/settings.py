@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     # The seed documents the unprefixed name; both are accepted.
     enable_websocket: bool = Field(
         default=True,
-        validation_alias=AliasChoices("enable_websocket", "HAVEN_ENABLE_WEBSOCKET", "ENABLE_WEBSOCKET"),
+        validation_alias=AliasChoices(
+            "enable_websocket", "HAVEN_ENABLE_WEBSOCKET", "ENABLE_WEBSOCKET"
+        ),
     )
     max_message_chars: int = Field(default=4000, ge=1)
     # Messages of one user waiting behind the turn in flight; past it the sender gets `busy`.

@@ -56,7 +56,9 @@ def test_login_returns_bearer_token(harness: Harness) -> None:
 def test_login_wrong_password_and_unknown_user_answer_the_same_401(harness: Harness) -> None:
     harness.register("ana")
     wrong = harness.client.post("/auth/login", json={"username": "ana", "password": "nope-nope-1"})
-    unknown = harness.client.post("/auth/login", json={"username": "bob", "password": "nope-nope-1"})
+    unknown = harness.client.post(
+        "/auth/login", json={"username": "bob", "password": "nope-nope-1"}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()
 
@@ -88,7 +90,9 @@ def test_other_users_session_answers_404_never_403(harness: Harness) -> None:
     assert harness.messages(owner, session_id) == []  # the owner's session is untouched
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": "Basic abc"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": "Basic abc"}]
+)
 def test_session_routes_require_a_valid_bearer_token(harness: Harness, headers: dict) -> None:
     response = harness.client.get("/sessions", headers=headers)
     assert response.status_code == 401

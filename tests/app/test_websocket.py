@@ -59,7 +59,11 @@ def test_turn_streams_in_seed_order_and_is_stored(harness: Harness) -> None:
     chunks = [e for e in events if e["type"] == "assistant_message_chunk"]
     assert all(c["is_complete"] is False for c in chunks)
     complete = events[-1]["message"]
-    assert complete == {"text": FakeGenerator.full_text(), "intent": "validate", "risk_level": "none"}
+    assert complete == {
+        "text": FakeGenerator.full_text(),
+        "intent": "validate",
+        "risk_level": "none",
+    }
     assert "".join(c["chunk"] for c in chunks) == FakeGenerator.full_text()
     stored = harness.messages(token, session_id)
     assert [(m["role"], m["text"]) for m in stored] == [
@@ -115,7 +119,7 @@ def test_users_are_isolated(harness: Harness) -> None:
         bob_ws.send_json({"type": "ping"})
         # Bob's next event is his pong: nothing of Ana's turn reached him.
         assert bob_ws.receive_json()["type"] == "pong"
-    assert [m["text"] for m in harness.messages(ana, ana_session)][0] == "only for me"
+    assert harness.messages(ana, ana_session)[0]["text"] == "only for me"
 
 
 BAD_FRAMES: list[tuple[str, str]] = [
@@ -125,11 +129,23 @@ BAD_FRAMES: list[tuple[str, str]] = [
     ('{"message_text": "hi"}', "unknown_type"),
     ('{"type": "session_message", "message_text": "hi"}', "invalid_message"),
     ('{"type": "session_message", "session_id": "SID", "message_text": 5}', "invalid_message"),
-    ('{"type": "session_message", "session_id": "SID", "message_text": "hi", "x": 1}', "invalid_message"),
+    (
+        '{"type": "session_message", "session_id": "SID", "message_text": "hi", "x": 1}',
+        "invalid_message",
+    ),
     ('{"type": "session_message", "session_id": "SID", "message_text": "   "}', "empty_message"),
-    ('{"type": "session_message", "session_id": "SID", "message_text": "' + "a" * 4001 + '"}', "message_too_long"),
-    ('{"type": "session_message", "session_id": "8d0e5a86-2f76-4a57-9a55-05c2b6a3f1c1", "message_text": "hi"}', "session_not_found"),
-    ('{"type": "session_message", "session_id": "not-a-uuid", "message_text": "hi"}', "session_not_found"),
+    (
+        '{"type": "session_message", "session_id": "SID", "message_text": "' + "a" * 4001 + '"}',
+        "message_too_long",
+    ),
+    (
+        '{"type": "session_message", "session_id": "8d0e5a86-2f76-4a57-9a55-05c2b6a3f1c1", "message_text": "hi"}',
+        "session_not_found",
+    ),
+    (
+        '{"type": "session_message", "session_id": "not-a-uuid", "message_text": "hi"}',
+        "session_not_found",
+    ),
 ]
 
 
@@ -148,7 +164,7 @@ def test_bad_frame_gets_typed_error_and_socket_stays_open(
         assert "Traceback" not in error["message"]
         send(ws, session_id, "and now a good one")
         assert until(ws, "assistant_message_complete")[0]["text"] == "and now a good one"
-    assert [m["text"] for m in harness.messages(token, session_id)][0] == "and now a good one"
+    assert harness.messages(token, session_id)[0]["text"] == "and now a good one"
 
 
 def test_binary_frame_gets_an_error_and_socket_stays_open(harness: Harness) -> None:
@@ -216,7 +232,9 @@ def test_classifier_failure_fails_closed_with_resources(harness: Harness) -> Non
         send(ws, session_id, "second try")
         until(ws, "assistant_message_complete")
     # The language model never saw the unassessed message; the person's words are kept.
-    assert all(BREAK_CLASSIFIER not in t.text for r in harness.generator.requests for t in r.history[-1:])
+    assert all(
+        BREAK_CLASSIFIER not in t.text for r in harness.generator.requests for t in r.history[-1:]
+    )
     roles = [(m["role"], m["risk_level"]) for m in harness.messages(token, session_id)]
     assert roles == [("user", None), ("user", "none"), ("assistant", "none")]
 
@@ -271,4 +289,9 @@ def test_websocket_disabled_refuses_handshake_but_rest_works(tmp_path: Path) -> 
         token = harness.register("ana")
         with pytest.raises(WebSocketDisconnect), connect(harness, token):
             pass
-        assert harness.client.get("/sessions", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert (
+            harness.client.get(
+                "/sessions", headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 200
+        )

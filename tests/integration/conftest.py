@@ -46,9 +46,13 @@ class Server:
         return connect(f"ws://127.0.0.1:{self.port}/ws?token={token}", open_timeout=30)
 
     def register(self, username: str) -> str:
-        created = httpx.post(f"{self.http}/auth/register", json={"username": username, "password": PASSWORD})
+        created = httpx.post(
+            f"{self.http}/auth/register", json={"username": username, "password": PASSWORD}
+        )
         assert created.status_code == 201, created.text
-        login = httpx.post(f"{self.http}/auth/login", json={"username": username, "password": PASSWORD})
+        login = httpx.post(
+            f"{self.http}/auth/login", json={"username": username, "password": PASSWORD}
+        )
         assert login.status_code == 200, login.text
         token: str = login.json()["access_token"]
         return token
@@ -73,7 +77,9 @@ class Server:
         wait_ready(self.port, timeout_s=240)
 
 
-def events_until(ws: ClientConnection, event_type: str, timeout: float = 120) -> list[dict[str, Any]]:
+def events_until(
+    ws: ClientConnection, event_type: str, timeout: float = 120
+) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     while True:
         event = json.loads(ws.recv(timeout=timeout))

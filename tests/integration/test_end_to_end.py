@@ -16,7 +16,9 @@ from tests.integration.conftest import ROOT, Server, events_until
 
 pytestmark = pytest.mark.integration
 
-CRISIS = "I have saved up a bottle of pills and I am going to take all of them tonight. This is goodbye."
+CRISIS = (
+    "I have saved up a bottle of pills and I am going to take all of them tonight. This is goodbye."
+)
 
 
 def send(ws, session_id: str, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -79,7 +81,7 @@ def test_both_sockets_of_a_user_receive_the_stream_and_users_are_isolated(server
         assert on_phone[-1]["message"] == on_laptop[-1]["message"]
         intruder.send(json.dumps({"type": "ping"}))
         assert json.loads(intruder.recv(timeout=30))["type"] == "pong"
-    assert [m["text"] for m in server.messages(ana, session_id)][0] == "hello from my phone"
+    assert server.messages(ana, session_id)[0]["text"] == "hello from my phone"
 
 
 def test_more_sockets_than_five_stay_open_together(server: Server) -> None:
@@ -103,9 +105,13 @@ def test_bad_frames_get_errors_and_the_socket_stays_open(server: Server) -> None
     frames = {
         "not json": "invalid_json",
         '{"type": "dance"}': "unknown_type",
-        '{"type": "session_message", "session_id": "%s"}' % session_id: "invalid_message",
-        '{"type": "session_message", "session_id": "%s", "message_text": ""}' % session_id: "empty_message",
-        json.dumps({"type": "session_message", "session_id": session_id, "message_text": "x" * 5000}): "message_too_long",
+        json.dumps({"type": "session_message", "session_id": session_id}): "invalid_message",
+        json.dumps(
+            {"type": "session_message", "session_id": session_id, "message_text": ""}
+        ): "empty_message",
+        json.dumps(
+            {"type": "session_message", "session_id": session_id, "message_text": "x" * 5000}
+        ): "message_too_long",
         '{"type": "session_message", "session_id": "nope", "message_text": "hi"}': "session_not_found",
     }
     with server.ws(token) as ws:
@@ -143,7 +149,11 @@ def test_seed_javascript_example_prints_the_streamed_reply(server: Server) -> No
     runner = ROOT / "tests/js/.seed_run.js"
     runner.write_text(script)
     process = subprocess.Popen(
-        [node, str(runner)], cwd=ROOT / "tests/js", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [node, str(runner)],
+        cwd=ROOT / "tests/js",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         output = _read_until(process, "Complete message:", timeout=120)
