@@ -73,10 +73,12 @@ def _absolute_paths() -> None:
         os.environ[name] = str(Path(os.environ.get(name, default)).resolve())
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_signals() -> None:
     def _raise(*_: object) -> None:
         raise KeyboardInterrupt
 
+    # Also for SIGINT: a shell starting us in the background would otherwise have it ignored.
+    signal.signal(signal.SIGINT, _raise)
     signal.signal(signal.SIGTERM, _raise)
 
 
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
-    _stop_on_sigterm()
+    _stop_on_signals()
     port = int(os.environ.get("PORT", DEFAULT_PORT))
     _absolute_paths()
     settings = Settings()  # refuses unsafe settings before anything starts
