@@ -1,0 +1,180 @@
+"""Safety classifier: training pipeline, committed head behaviour, and input robustness."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from haven.risk import RISK_LEVELS, Assessment, RiskLevel
+from models.safety.classifier import DEFAULT_HEAD_PATH, SafetyModel
+from models.safety.datasets import parse_post_list
+from models.safety.head import Head
+from models.safety.metrics import confusion, quadratic_weighted_kappa, summarise
+from models.safety.train import fit_head, load_head, save_head, train_from_texts
+
+FIXTURE = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "safety" / "tiny.jsonl"
+
+# None of these sentences is in the training corpus; they are paraphrases the service relies on.
+MUST_BE_SEVERE = [
+    "I have saved up a bottle of pills and I am going to take all of them tonight. This is goodbye.",
+    "I've been hoarding my pills and tonight I'm going to swallow every one of them. Goodbye.",
+    "i've got a whole bottle of pills saved and i'm taking them all tonight, this is my goodbye",
+    "This is goodbye. I've stockpiled my pills and I'm swallowing all of them tonight.",
+    "I'm going to jump off the bridge tonight, I've already written my note",
+    "I want to kill myself and I've got the pills to do it",
+]
+MUST_BE_MILD = [
+    "I feel a bit anxious about my exam tomorrow",
+    "this exam is killing me lol",
+    "I'm a little nervous about tomorrow's test",
+    "ugh this homework is killing me haha",
+    "I could die of embarrassment lol",
+    "this test is gonna kill me lol",
+    "I'm so stressed about finals",
+]
+
+
+@pytest.fixture(scope="module")
+def model() -> SafetyModel:
+    return SafetyModel.load()
+
+
+def _fixture_rows() -> list[dict[str, str]]:
+    return [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_training_pipeline_end_to_end(model: SafetyModel, tmp_path: pathlib.Path) -> None:
+    rows = _fixture_rows()
+    train_rows, held_rows = rows[0::2], rows[1::2]
+    head = train_from_texts(
+        [r["text"] for r in train_rows], [r["level"] for r in train_rows], encoder=model.encoder
+    )
+    path = tmp_path / "head.safetensors"
+    save_head(Head(head.weight, head.bias, version="test"), path)
+    loaded = SafetyModel(model.encoder, load_head(path))
+    assert loaded.model_id == "minilm-l6-head@test"
+
+    results = loaded.assess([r["text"] for r in held_rows])
+    truth = np.array([RISK_LEVELS.index(r["level"]) for r in held_rows])
+    pred = np.array([a.risk_level.rank for a in results])
+    # Five balanced levels: guessing scores 0.2 exact and a mean level error of 1.6; 30 training
+    # sentences give about 0.53 and 0.93 here.
+    assert (pred == truth).mean() > 0.4
+    assert np.abs(pred - truth).mean() < 1.2
+
+
+def test_head_file_round_trip(tmp_path: pathlib.Path) -> None:
+    rng = np.random.default_rng(0)
+    head = Head(
+        weight=rng.normal(size=(5, 384)).astype(np.float32),
+        bias=rng.normal(size=5).astype(np.float32),
+        version="9+abc",
+        escalate_threshold=0.4,
+        training={"l2": 0.001, "train_counts": {"written/high": 3}},
+    )
+    path = tmp_path / "h.safetensors"
+    save_head(head, path)
+    loaded = load_head(path)
+    np.testing.assert_array_equal(loaded.weight, head.weight)
+    np.testing.assert_array_equal(loaded.bias, head.bias)
+    assert loaded.labels == RISK_LEVELS
+    assert (loaded.version, loaded.escalate_threshold) == ("9+abc", 0.4)
+    assert loaded.training == head.training
+
+
+def test_fit_head_is_deterministic() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 384))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.arange(50) % 5
+    first, second = fit_head(x, y), fit_head(x, y)
+    np.testing.assert_array_equal(first.weight, second.weight)
+    assert first.digest == second.digest
+
+
+def test_committed_head_metadata() -> None:
+    head = load_head(DEFAULT_HEAD_PATH)
+    assert head.weight.shape == (5, 384) and head.bias.shape == (5,)
+    assert head.labels == RISK_LEVELS
+    assert head.version.endswith(head.digest)
+    assert head.training["train_counts"]
+
+
+def test_committed_head_required_levels(model: SafetyModel) -> None:
+    results = model.assess(MUST_BE_SEVERE + MUST_BE_MILD)
+    severe, mild = results[: len(MUST_BE_SEVERE)], results[len(MUST_BE_SEVERE) :]
+    for text, a in zip(MUST_BE_SEVERE, severe, strict=True):
+        assert a.risk_level.at_least(RiskLevel.HIGH), (text, a.probabilities)
+    for text, a in zip(MUST_BE_MILD, mild, strict=True):
+        assert a.risk_level in (RiskLevel.NONE, RiskLevel.LOW), (text, a.probabilities)
+
+
+def test_batch_keeps_order_and_matches_single(model: SafetyModel) -> None:
+    texts = [MUST_BE_MILD[0], MUST_BE_SEVERE[0], "hello", MUST_BE_MILD[1] * 20, MUST_BE_SEVERE[4]]
+    batch = model.assess(texts)
+    singles = [model.assess([t])[0] for t in texts]
+    assert [a.risk_level for a in batch] == [s.risk_level for s in singles]
+    for a, s in zip(batch, singles, strict=True):
+        for level in RISK_LEVELS:
+            assert a.probabilities[level] == pytest.approx(s.probabilities[level], abs=1e-4)
+    assert batch[1].risk_level.at_least(RiskLevel.HIGH)
+    assert not batch[0].risk_level.at_least(RiskLevel.MEDIUM)
+
+
+def test_awkward_inputs_do_not_crash(model: SafetyModel) -> None:
+    texts = [
+        "",
+        "   \n\t ",
+        "🙂🙂🙂",
+        "Ich fühle mich heute ein bisschen traurig 😔 — ça va? 你好",
+        "lone surrogate \ud800 here",
+        "nul\x00byte",
+        "word " * 50_000,
+        "x" * 200_000,
+    ]
+    results = model.assess(texts)
+    assert len(results) == len(texts)
+    assert all(isinstance(a, Assessment) for a in results)
+
+
+def test_probabilities_are_a_distribution_over_all_levels(model: SafetyModel) -> None:
+    for a in model.assess(MUST_BE_MILD + MUST_BE_SEVERE + [""]):
+        assert set(a.probabilities) == set(RISK_LEVELS)
+        assert sum(a.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+        assert all(0.0 <= p <= 1.0 for p in a.probabilities.values())
+        assert a.model_id == model.model_id and a.model_id.startswith("minilm-l6-head@")
+
+
+def test_empty_batch(model: SafetyModel) -> None:
+    assert model.assess([]) == []
+
+
+def test_escalation_threshold_raises_to_severe() -> None:
+    head = Head(np.zeros((5, 384), np.float32), np.zeros(5, np.float32), escalate_threshold=0.5)
+    probs = np.array([[0.45, 0.05, 0.0, 0.3, 0.2], [0.6, 0.1, 0.0, 0.2, 0.1]])
+    assert head.decide(probs).tolist() == [3, 0]
+
+
+def test_truncated_post_list_is_parsed_tolerantly() -> None:
+    assert parse_post_list("['first post', \"it's second\"]") == ["first post", "it's second"]
+    assert parse_post_list("['complete one', 'cut off in the midd") == ["complete one"]
+
+
+def test_metrics() -> None:
+    y = np.array([0, 1, 2, 3, 4, 4])
+    assert quadratic_weighted_kappa(confusion(y, y)) == pytest.approx(1.0)
+    summary = summarise(y, np.array([0, 1, 2, 4, 3, 4]))
+    assert summary["high_or_above"] == {"recall": 1.0, "precision": 1.0}
+    assert summary["confusion"] == {
+        "labels": list(RISK_LEVELS),
+        "rows_true_cols_pred": [
+            [1, 0, 0, 0, 0],
+            [0, 1, 0, 0, 0],
+            [0, 0, 1, 0, 0],
+            [0, 0, 0, 0, 1],
+            [0, 0, 0, 1, 1],
+        ],
+    }
