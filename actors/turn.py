@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from haven.backends import ChatTurn, ReplyGenerator, ReplyRequest, RiskAssessor
@@ -21,7 +21,13 @@ from haven.protocol import (
     UserMessageEvent,
 )
 from haven.risk import Assessment
-from haven.safety_policy import UNASSESSED, emergency_resources, escalates, reply_intent
+from haven.safety_policy import (
+    UNASSESSED,
+    crisis_reply,
+    emergency_resources,
+    escalates,
+    reply_intent,
+)
 from haven.settings import Settings
 from haven.storage.store import Store
 
@@ -79,7 +85,7 @@ class Turn:
             intent=intent,
             risk_level=level.value,
         )
-        await self._generate(request, intent, level.value)
+        await self._generate(request, intent, level.value, vetted=escalates(level))
 
     async def _assess(self, text: str, context: list[str]) -> Assessment | None:
         ctx = self._ctx
@@ -99,13 +105,20 @@ class Turn:
             ctx.broadcast(ErrorEvent.from_error(SafetyUnavailable()))
             return None
 
-    async def _generate(self, request: ReplyRequest, intent: str, risk_level: str) -> None:
+    def _pieces(self, request: ReplyRequest, vetted: bool) -> AsyncIterator[str]:
+        if vetted:
+            return _stream_of(crisis_reply(self._ctx.settings))
+        return self._ctx.generator.stream(request)
+
+    async def _generate(
+        self, request: ReplyRequest, intent: str, risk_level: str, *, vetted: bool
+    ) -> None:
         ctx, session_id = self._ctx, self._message.session_id
         reply_id = str(uuid.uuid4())
         ctx.broadcast(AssistantMessageStart(session_id=session_id, message_id=reply_id))
         pieces: list[str] = []
         try:
-            async for piece in ctx.generator.stream(request):
+            async for piece in self._pieces(request, vetted):
                 if not piece:
                     continue
                 pieces.append(piece)
@@ -139,3 +152,8 @@ class Turn:
                 message_id=reply_id,
             )
         )
+
+
+async def _stream_of(pieces: list[str]) -> AsyncIterator[str]:
+    for piece in pieces:
+        yield piece

@@ -29,8 +29,6 @@ def build_app(args: dict[str, Any]) -> Application:
     settings = Settings(**parsed.settings)
     # @serve.deployment turns each class into a Deployment; the stubs keep the class type.
     classifier = SafetyClassifier.bind(parsed.safety)  # type: ignore[attr-defined]
-    generator = ResponseGenerator.bind(  # type: ignore[attr-defined]
-        parsed.generator, str(settings.model_cache_dir)
-    )
+    generator = ResponseGenerator.bind(parsed.generator, settings)  # type: ignore[attr-defined]
     app: Application = Gateway.bind(settings, classifier, generator)  # type: ignore[attr-defined]
     return app

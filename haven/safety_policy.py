@@ -23,6 +23,23 @@ def emergency_resources(settings: Settings) -> EmergencyResources:
     )
 
 
+def crisis_reply(settings: Settings) -> list[str]:
+    """The reply at high and critical risk, sentence by sentence.
+
+    Written and reviewed rather than sampled: the small default language model, prompted for
+    crisis support, was seen to miss the crisis lines in every sampled reply and sometimes to
+    affirm the person's plan. A larger model may replace this once it is shown to do better.
+    """
+    return [
+        "I'm really glad you told me, and I'm worried about your safety right now. ",
+        "You don't have to go through this alone. ",
+        f"Please call or text {settings.crisis_hotline} to reach someone who can help right now, "
+        f"or text HOME to {settings.crisis_text}. ",
+        "If you are in immediate danger, call your local emergency number. ",
+        "I'm here with you. Are you somewhere safe at the moment?",
+    ]
+
+
 def policy_intent(level: RiskLevel) -> str | None:
     """The intent the safety policy imposes, or None when the conversation may choose."""
     if escalates(level):

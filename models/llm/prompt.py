@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from haven.risk import RiskLevel
 
@@ -64,6 +64,16 @@ CRISIS_NOTE = (
     "encourage them to call or text {hotline} now or text HOME to {text_line}; if they are in "
     "immediate danger, they should call emergency services. Never discuss ways of self-harm."
 )
+
+
+class Turn(Protocol):
+    """One earlier message of the conversation (`ChatTurn` here, or `haven.backends.ChatTurn`)."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +137,7 @@ def render_prompt_ids(messages: Sequence[dict[str, str]], tokenizer: Any) -> lis
 
 
 def build_messages(
-    history: Sequence[ChatTurn],
+    history: Sequence[Turn],
     *,
     intent: str,
     risk_level: str,

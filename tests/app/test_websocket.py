@@ -90,6 +90,9 @@ def test_crisis_message_escalates_before_the_reply_starts(harness: Harness) -> N
     assert resources["message"]
     assert events[-1]["message"]["intent"] == "crisis_support"
     assert events[-1]["message"]["risk_level"] == "high"
+    # At high risk the reply is the reviewed crisis text, not a sampled one.
+    assert "988" in events[-1]["message"]["text"] and "741741" in events[-1]["message"]["text"]
+    assert harness.generator.requests == []
 
 
 def test_every_socket_of_a_user_receives_the_stream(harness: Harness) -> None:

@@ -65,6 +65,7 @@ def test_crisis_message_escalates_before_the_reply(server: Server) -> None:
     assert escalation["risk_level"] in ("high", "critical")
     assert escalation["emergency_resources"]["crisis_hotline"] == "988"
     assert events[-1]["message"]["intent"] == "crisis_support"
+    assert "988" in events[-1]["message"]["text"]
 
 
 def test_both_sockets_of_a_user_receive_the_stream_and_users_are_isolated(server: Server) -> None:
