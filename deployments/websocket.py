@@ -106,6 +106,9 @@ async def _write(websocket: WebSocket, frames: AsyncIterator[list[str]]) -> None
     except (WebSocketDisconnect, RuntimeError, OSError):
         # The client went away mid-send; the reader sees the disconnect and cleans up.
         return
+    except Exception:
+        # The user's host went away; the caller closes the socket with a retryable code.
+        logger.warning("event stream of a socket ended with an error", exc_info=True)
 
 
 async def _close_with(websocket: WebSocket, error: HavenError, code: int | None = None) -> None:
