@@ -94,24 +94,30 @@ async def measure_server(
         response = await http.post("/auth/login", json={"username": username, "password": password})
         response.raise_for_status()
         token = response.json()["access_token"]
-        response = await http.post("/sessions", headers={"Authorization": f"Bearer {token}"})
-        response.raise_for_status()
-        session_id = response.json()["id"]
 
-    parts = urlsplit(url)
-    scheme = "wss" if parts.scheme == "https" else "ws"
-    timings: list[TurnTiming] = []
-    async with connect(f"{scheme}://{parts.netloc}/ws?token={token}", max_size=None) as ws:
-        first = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
-        if first.get("type") != "connection":
-            raise RuntimeError(f"expected a connection event, got {first}")
-        for i, prompt in enumerate([*pick_prompts(warmup), *prompts]):
-            timing = await asyncio.wait_for(
-                _server_turn(ws, session_id, prompt, count_tokens), TURN_TIMEOUT_S
-            )
-            if i >= warmup:
-                timings.append(timing)
-            logger.info("server turn %d: %s", i, timing)
+        async def new_session() -> str:
+            # A fresh session per prompt: the server then builds the same one-turn prompt as
+            # the in-process run, instead of a history that grows turn by turn.
+            created = await http.post("/sessions", headers={"Authorization": f"Bearer {token}"})
+            created.raise_for_status()
+            session_id: str = created.json()["id"]
+            return session_id
+
+        parts = urlsplit(url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        timings: list[TurnTiming] = []
+        async with connect(f"{scheme}://{parts.netloc}/ws?token={token}", max_size=None) as ws:
+            first = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
+            if first.get("type") != "connection":
+                raise RuntimeError(f"expected a connection event, got {first}")
+            for i, prompt in enumerate([*pick_prompts(warmup), *prompts]):
+                session_id = await new_session()
+                timing = await asyncio.wait_for(
+                    _server_turn(ws, session_id, prompt, count_tokens), TURN_TIMEOUT_S
+                )
+                if i >= warmup:
+                    timings.append(timing)
+                logger.info("server turn %d: %s", i, timing)
     return timings
 
 
