@@ -13,8 +13,6 @@ from deployments.device import pick_device
 from haven.backends import ReplyRequest
 from haven.settings import Settings
 
-DEFAULT_MODEL_FOLDER = "smollm2-135m-instruct"
-
 
 class GeneratorOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,9 +32,15 @@ class GeneratorOptions(BaseModel):
 class ResponseGenerator:
     def __init__(self, options: GeneratorOptions, settings: Settings) -> None:
         from models.llm.generation import GenerationParams, TransformersBackend
+        from models.llm.prepare import is_prepared, model_dir
 
-        path = Path(options.model_path or settings.model_cache_dir / DEFAULT_MODEL_FOLDER)
-        if not (path / "config.json").is_file():
+        if options.model_path:
+            path = Path(options.model_path)
+            found = (path / "config.json").is_file()
+        else:
+            path = model_dir(settings.model_cache_dir)
+            found = is_prepared(path)
+        if not found:
             # Weights are prepared at setup, never fetched while serving.
             raise RuntimeError(
                 f"No language model at {path}; run `make setup` (python -m models.llm.prepare)"

@@ -17,9 +17,9 @@ from haven.settings import Settings
 from haven.storage import migrate
 from haven.storage.store import Store
 from tests.fakes import FakeAssessor, FakeGenerator
+from tests.rest_client import RestSteps
 
 SECRET = "s" * 48
-PASSWORD = "correct horse battery"
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -32,42 +32,26 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**(values | overrides))
 
 
-class Harness:
-    def __init__(self, client: TestClient, services: GatewayServices) -> None:
+class Harness(RestSteps):
+    def __init__(
+        self,
+        client: TestClient,
+        services: GatewayServices,
+        assessor: FakeAssessor,
+        generator: FakeGenerator,
+    ) -> None:
+        super().__init__(client)
         self.client = client
         self.services = services
-        self.assessor: FakeAssessor = services.connections.core._assessor  # type: ignore[attr-defined]
-        self.generator: FakeGenerator = services.connections.core._generator  # type: ignore[attr-defined]
-
-    def register(self, username: str) -> str:
-        response = self.client.post(
-            "/auth/register", json={"username": username, "password": PASSWORD}
-        )
-        assert response.status_code == 201, response.text
-        login = self.client.post("/auth/login", json={"username": username, "password": PASSWORD})
-        assert login.status_code == 200, login.text
-        token: str = login.json()["access_token"]
-        return token
-
-    def new_session(self, token: str) -> str:
-        response = self.client.post("/sessions", headers={"Authorization": f"Bearer {token}"})
-        assert response.status_code == 201, response.text
-        session_id: str = response.json()["id"]
-        return session_id
-
-    def messages(self, token: str, session_id: str) -> list[dict[str, Any]]:
-        response = self.client.get(
-            f"/sessions/{session_id}/messages", headers={"Authorization": f"Bearer {token}"}
-        )
-        assert response.status_code == 200, response.text
-        result: list[dict[str, Any]] = response.json()
-        return result
+        self.assessor = assessor
+        self.generator = generator
 
 
 def build_harness(settings: Settings) -> Iterator[Harness]:
     migrate.upgrade(settings.resolved_database_url)
     store = Store.from_url(settings.resolved_database_url)
-    core = ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator())
+    assessor, generator = FakeAssessor(), FakeGenerator()
+    core = ConnectionHostCore(settings, store, assessor, generator)
 
     async def ready() -> bool:
         return True
@@ -80,7 +64,7 @@ def build_harness(settings: Settings) -> Iterator[Harness]:
         readiness=ready,
     )
     with TestClient(create_app(services)) as client:
-        yield Harness(client, services)
+        yield Harness(client, services, assessor, generator)
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app.conftest import PASSWORD, Harness
+from tests.app.conftest import Harness
+from tests.rest_client import PASSWORD
 
 
 def _auth(token: str) -> dict[str, str]:

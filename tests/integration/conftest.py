@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,10 +17,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from deployments.launch import deploy, load_config, wait_ready
 from haven.storage import migrate
+from tests.paths import MODEL_CACHE_DIR, ROOT
+from tests.rest_client import RestSteps
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "integration-secret-" + "x" * 32
-PASSWORD = "correct horse battery"
 
 
 def free_port() -> int:
@@ -32,45 +30,16 @@ def free_port() -> int:
         return port
 
 
-@dataclass
-class Server:
-    port: int
-    data_dir: Path
-    config_args: dict[str, dict[str, Any]]
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+class Server(RestSteps):
+    def __init__(self, port: int, config_args: dict[str, dict[str, Any]]) -> None:
+        self.port = port
+        self.config_args = config_args
+        self.http = f"http://127.0.0.1:{port}"
+        # Registration hashes with argon2 on a busy 2-core machine: allow it time.
+        super().__init__(httpx.Client(base_url=self.http, timeout=30))
 
     def ws(self, token: str) -> ClientConnection:
         return connect(f"ws://127.0.0.1:{self.port}/ws?token={token}", open_timeout=30)
-
-    def register(self, username: str) -> str:
-        created = httpx.post(
-            f"{self.http}/auth/register", json={"username": username, "password": PASSWORD}
-        )
-        assert created.status_code == 201, created.text
-        login = httpx.post(
-            f"{self.http}/auth/login", json={"username": username, "password": PASSWORD}
-        )
-        assert login.status_code == 200, login.text
-        token: str = login.json()["access_token"]
-        return token
-
-    def new_session(self, token: str) -> str:
-        response = httpx.post(f"{self.http}/sessions", headers={"Authorization": f"Bearer {token}"})
-        assert response.status_code == 201, response.text
-        session_id: str = response.json()["id"]
-        return session_id
-
-    def messages(self, token: str, session_id: str) -> list[dict[str, Any]]:
-        response = httpx.get(
-            f"{self.http}/sessions/{session_id}/messages",
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert response.status_code == 200, response.text
-        result: list[dict[str, Any]] = response.json()
-        return result
 
     def deploy(self) -> None:
         deploy(load_config(ROOT / "serve_config.yaml", port=self.port, args=self.config_args))
@@ -99,16 +68,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "jwt_secret": SECRET,
             "data_dir": str(data_dir),
             "database_url": database_url,
-            "model_cache_dir": str(ROOT / ".cache" / "models"),
+            "model_cache_dir": str(MODEL_CACHE_DIR),
         },
         # Short replies keep the tier fast; the length bound itself is tested in the unit tier.
         "generator": {"max_new_tokens": 24},
     }
     ray.init(address="local", namespace=SERVE_NAMESPACE, include_dashboard=False)
-    server = Server(port=free_port(), data_dir=data_dir, config_args=args)
+    server = Server(port=free_port(), config_args=args)
     try:
         server.deploy()
         yield server
     finally:
+        server.rest.close()
         serve.shutdown()
         ray.shutdown()

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.integration.conftest import ROOT, Server, events_until
+from tests.integration.conftest import Server, events_until
+from tests.paths import ROOT
 
 pytestmark = pytest.mark.integration
 

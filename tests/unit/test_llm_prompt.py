@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +16,12 @@ from models.llm.prompt import (
     render_prompt_ids,
     system_prompt,
 )
-
-CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "models"
+from tests.paths import MODEL_CACHE_DIR
 
 
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
-    return AutoTokenizer.from_pretrained(ensure_model(CACHE_DIR))
+    return AutoTokenizer.from_pretrained(ensure_model(MODEL_CACHE_DIR))
 
 
 def conversation(turns: int) -> list[ChatTurn]:
