@@ -1,56 +1,75 @@
-"""ConnectionActor: one per user, owner of that user's live sockets and turns.
+"""ConnectionActor: one per user, owner of that user's live sockets, limits and turns.
 
-Every event of a turn is fanned out to all of the user's sockets (multi-device); replies to a
-single frame (an error in it, a pong) go only to the socket that sent it. Turns run one at a
-time, in arrival order, in a worker task that does not depend on any socket: a reply whose
-sockets have all gone is still completed and stored.
+Every event of a turn is fanned out to all of the user's sockets (multi-device) and numbered
+(`seq`) so a reconnecting client can `resume`; replies to a single frame (an error in it, a
+pong) go only to the socket that sent it. Turns run one at a time, in arrival order, in a
+worker task that does not depend on any socket: a reply whose sockets have all gone is still
+completed and stored, and replayed when the person is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from actors.turn import Turn, TurnContext
+from actors.channel import Close, SocketChannel
+from actors.limits import SlidingWindow, TokenBucket
+from actors.replay import ReplayLog
+from actors.turn import OutputScreen, Turn, TurnContext
 from haven.backends import ReplyGenerator, RiskAssessor
-from haven.errors import Busy, HavenError
-from haven.protocol import ErrorEvent, Ping, Pong, ServerEventBase, SessionMessage
+from haven.crisis_resources import resources_for
+from haven.errors import (
+    Busy,
+    CloseCode,
+    ConnectingTooOften,
+    HavenError,
+    InvalidMessage,
+    LoggedOut,
+    RateLimited,
+    TokenExpired,
+    TooManyConnections,
+)
+from haven.protocol import (
+    Authenticated,
+    Cancel,
+    ClientFrame,
+    EmergencyResources,
+    ErrorEvent,
+    Ping,
+    Pong,
+    Resume,
+    Resumed,
+    ServerEventBase,
+    SessionMessage,
+    TokenExpiring,
+)
 from haven.settings import Settings
 from haven.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
 
-class SocketChannel:
-    """The outbound frames of one socket, drained in batches by its writer."""
+@dataclass(frozen=True)
+class SocketTicket:
+    """What the Gateway learned about a socket when it authenticated it."""
 
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._ended = False
+    jti: str | None = None
+    expires_at: float | None = None  # epoch seconds
+    last_seq: int | None = None  # resume from here at connect
 
-    def put(self, frame: str) -> None:
-        if not self._ended:
-            self._queue.put_nowait(frame)
 
-    def close(self) -> None:
-        self._queue.put_nowait(None)
-
-    async def next_batch(self, max_frames: int = 256) -> list[str] | None:
-        """The next frames in order, or None once the channel is closed and drained."""
-        if self._ended:
-            return None
-        batch: list[str] = []
-        item = await self._queue.get()
-        while True:
-            if item is None:
-                self._ended = True
-                return batch or None
-            batch.append(item)
-            if len(batch) >= max_frames or self._queue.empty():
-                return batch
-            item = self._queue.get_nowait()
+@dataclass
+class _Socket:
+    channel: SocketChannel
+    jti: str | None
+    expires_at: float | None
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    refused: deque[float] = field(default_factory=deque)
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,7 @@ class ConnectionActor:
         store: Store,
         assessor: RiskAssessor,
         generator: ReplyGenerator,
+        output_screen: OutputScreen,
         on_idle: Callable[[str], None],
     ) -> None:
         self.user_id = user_id
@@ -75,67 +95,196 @@ class ConnectionActor:
         self._store = store
         self._assessor = assessor
         self._generator = generator
+        self._output_screen = output_screen
         self._on_idle = on_idle
-        self._channels: dict[str, SocketChannel] = {}
+        self._sockets: dict[str, _Socket] = {}
         self._pending: asyncio.Queue[_QueuedTurn] = asyncio.Queue(maxsize=settings.max_queued_turns)
         self._worker: asyncio.Task[None] | None = None
+        self._turn: Turn | None = None
+        self._bucket = TokenBucket(settings.message_burst, settings.message_rate_per_s)
+        self._connects = SlidingWindow(settings.new_connections_per_minute, 60.0)
+        self.replay = ReplayLog(
+            user_id,
+            store.events,
+            window_s=settings.replay_window_s,
+            max_events=settings.replay_max_events,
+        )
+        self._resources: EmergencyResources = resources_for(None, settings)
+
+    async def load(self) -> None:
+        """Continues from what storage knows: event numbering, the replay window, the locale."""
+        await self.replay.load()
+        user = await self._store.get_user(self.user_id)
+        self._resources = resources_for(user.locale if user else None, self._settings)
 
     @property
     def idle(self) -> bool:
-        return not self._channels and self._worker is None
+        return not self._sockets and self._worker is None
 
     @property
     def socket_count(self) -> int:
-        return len(self._channels)
+        return len(self._sockets)
 
-    def attach(self, socket_id: str) -> SocketChannel:
+    # Sockets
+
+    def attach(self, socket_id: str, ticket: SocketTicket) -> SocketChannel:
+        """Registers a socket. A refused one gets a channel holding only its close order."""
         channel = SocketChannel()
-        self._channels[socket_id] = channel
+        refusal: HavenError | None = None
+        if len(self._sockets) >= self._settings.max_connections_per_user:
+            refusal = TooManyConnections()
+        elif (wait := self._connects.hit()) > 0:
+            refusal = ConnectingTooOften(retry_after=wait)
+        if refusal is not None:
+            channel.put(Close(_close_code(refusal), ErrorEvent.from_error(refusal).to_json()))
+            channel.close()
+            return channel
+        socket = _Socket(channel, ticket.jti, ticket.expires_at)
+        self._sockets[socket_id] = socket
+        self._schedule_expiry(socket_id, socket)
+        if ticket.last_seq is not None:
+            self._resume(socket_id, ticket.last_seq)
         return channel
 
     def detach(self, socket_id: str) -> None:
-        channel = self._channels.pop(socket_id, None)
-        if channel is not None:
-            channel.close()
+        socket = self._sockets.pop(socket_id, None)
+        if socket is not None:
+            for timer in socket.timers:
+                timer.cancel()
+            socket.channel.close()
         if self.idle:
             self._on_idle(self.user_id)
 
-    def receive(self, socket_id: str, message: SessionMessage | Ping) -> None:
-        if isinstance(message, Ping):
+    def refresh(self, socket_id: str, jti: str | None, expires_at: float) -> None:
+        """A fresh token arrived on an open socket: it now lives until the new expiry."""
+        socket = self._sockets.get(socket_id)
+        if socket is None:
+            return
+        socket.jti, socket.expires_at = jti, expires_at
+        self._schedule_expiry(socket_id, socket)
+        self.send_to(socket_id, Authenticated(expires_at=_iso(expires_at)))
+
+    def revoke(self, jti: str) -> int:
+        """Closes every socket opened with the token `jti` (logout); returns how many."""
+        closed = 0
+        for socket_id, socket in list(self._sockets.items()):
+            if socket.jti == jti:
+                self.close_socket(socket_id, LoggedOut())
+                closed += 1
+        return closed
+
+    def close_socket(self, socket_id: str, error: HavenError) -> None:
+        socket = self._sockets.get(socket_id)
+        if socket is not None:
+            frame = self.replay.number(ErrorEvent.from_error(error), log=False, session_id=None)
+            socket.channel.put(Close(_close_code(error), frame))
+
+    # Frames
+
+    def receive(self, socket_id: str, frame: ClientFrame) -> None:
+        if isinstance(frame, Ping):
             self.send_to(socket_id, Pong())
+        elif isinstance(frame, Resume):
+            self._resume(socket_id, frame.last_seq)
+        elif isinstance(frame, Cancel):
+            if self._turn is None or not self._turn.cancel(frame.message_id):
+                self.reject(socket_id, InvalidMessage("nothing_to_cancel", "No reply to cancel."))
+        elif isinstance(frame, SessionMessage):
+            self._accept_message(socket_id, frame)
+        else:
+            # `auth` is the Gateway's to verify; it arrives here as `refresh`.
+            self.reject(socket_id, InvalidMessage("unknown_type", "Unexpected message type."))
+
+    def reject(self, socket_id: str, error: HavenError) -> None:
+        self.send_to(socket_id, ErrorEvent.from_error(error))
+
+    def _accept_message(self, socket_id: str, message: SessionMessage) -> None:
+        wait = self._bucket.take()
+        if wait > 0:
+            self._refuse_for_rate(socket_id, wait)
             return
         try:
             self._pending.put_nowait(_QueuedTurn(socket_id, message))
         except asyncio.QueueFull:
-            self.send_to(socket_id, ErrorEvent.from_error(Busy()))
+            self.reject(socket_id, Busy())
             return
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._run_turns())
 
-    def reject(self, socket_id: str, error: ErrorEvent) -> None:
-        self.send_to(socket_id, error)
+    def _refuse_for_rate(self, socket_id: str, wait: float) -> None:
+        socket = self._sockets.get(socket_id)
+        if socket is None:
+            return
+        now = time.monotonic()
+        period = self._settings.message_burst / self._settings.message_rate_per_s
+        while socket.refused and now - socket.refused[0] > period:
+            socket.refused.popleft()
+        socket.refused.append(now)
+        if len(socket.refused) >= self._settings.rate_limit_close_after:
+            self.close_socket(socket_id, RateLimited(retry_after=wait))
+        else:
+            self.reject(socket_id, RateLimited(retry_after=wait))
+
+    # Events
 
     def broadcast(self, event: ServerEventBase) -> None:
-        frame = event.to_json()
-        for channel in self._channels.values():
-            channel.put(frame)
+        frame = self.replay.number(event, log=True, session_id=getattr(event, "session_id", None))
+        for socket in self._sockets.values():
+            socket.channel.put(frame)
 
     def send_to(self, socket_id: str, event: ServerEventBase) -> None:
-        channel = self._channels.get(socket_id)
-        if channel is not None:
-            channel.put(event.to_json())
+        socket = self._sockets.get(socket_id)
+        if socket is not None:
+            socket.channel.put(self.replay.number(event, log=False, session_id=None))
+
+    def _resume(self, socket_id: str, last_seq: int) -> None:
+        socket = self._sockets.get(socket_id)
+        if socket is None:
+            return
+        replay = self.replay.since(last_seq)
+        for frame in replay.frames:
+            socket.channel.put(frame)
+        self.send_to(
+            socket_id,
+            Resumed(
+                replayed=len(replay.frames),
+                recovered=replay.recovered,
+                last_seq=self.replay.last_seq,
+            ),
+        )
+
+    def _schedule_expiry(self, socket_id: str, socket: _Socket) -> None:
+        for timer in socket.timers:
+            timer.cancel()
+        socket.timers = []
+        if socket.expires_at is None:
+            return
+        loop = asyncio.get_running_loop()
+        left = socket.expires_at - time.time()
+        warn_in = left - self._settings.token_expiring_lead_s
+        grace = self._settings.token_grace_s
+        expiring = TokenExpiring(expires_at=_iso(socket.expires_at), grace_s=grace)
+        socket.timers = [
+            loop.call_later(max(warn_in, 0.0), self.send_to, socket_id, expiring),
+            loop.call_later(max(left + grace, 0.0), self.close_socket, socket_id, TokenExpired()),
+        ]
+
+    # Turns
 
     async def _run_turns(self) -> None:
         try:
             while not self._pending.empty():
                 queued = self._pending.get_nowait()
-                turn = Turn(self._context(queued.socket_id), queued.message)
+                self._turn = turn = Turn(self._context(queued.socket_id), queued.message)
                 try:
                     await turn.run()
                 except Exception:
                     # A defect in the pipeline must not end this user's worker or leak details.
                     logger.exception("turn failed for user %s", self.user_id)
+                    self.replay.reply_ended()
                     self.broadcast(ErrorEvent.from_error(HavenError()))
+                finally:
+                    self._turn = None
         finally:
             self._worker = None
             if self.idle:
@@ -148,6 +297,18 @@ class ConnectionActor:
             store=self._store,
             assessor=self._assessor,
             generator=self._generator,
+            output_screen=self._output_screen,
+            resources=self._resources,
             broadcast=self.broadcast,
             reply=lambda event: self.send_to(socket_id, event),
+            reply_ended=self.replay.reply_ended,
         )
+
+
+def _close_code(error: HavenError) -> int:
+    return error.close_code or CloseCode.INTERNAL_ERROR
+
+
+def _iso(epoch: float) -> str:
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

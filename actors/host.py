@@ -7,13 +7,17 @@ kilobytes. `ConnectionHostCore` is that host without Ray, used in-process by the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from actors.connection import ConnectionActor
+from actors.channel import Outbound
+from actors.connection import ConnectionActor, SocketTicket
+from actors.turn import OutputScreen
 from haven.backends import ReplyGenerator, RiskAssessor
-from haven.protocol import ErrorEvent, Ping, SessionMessage
+from haven.errors import HavenError
+from haven.protocol import ClientFrame
 from haven.settings import Settings
 from haven.storage.store import Store
 
@@ -23,16 +27,23 @@ logger = logging.getLogger(__name__)
 class Connections(Protocol):
     """What the Gateway needs from wherever the users' ConnectionActors live."""
 
-    def attach(self, user_id: str, socket_id: str) -> AsyncIterator[list[str]]:
-        """Frames for this socket, in batches. The first batch is empty: the socket is
-        registered and will receive every event of the user from then on."""
+    def attach(
+        self, user_id: str, socket_id: str, ticket: SocketTicket
+    ) -> AsyncIterator[list[Outbound]]:
+        """Outbound items for this socket, in batches. The first batch is empty once the socket
+        is registered (it will receive every event of the user from then on), or holds the
+        close order of a refused socket."""
         ...
 
-    async def receive(
-        self, user_id: str, socket_id: str, message: SessionMessage | Ping
+    async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None: ...
+
+    async def reject(self, user_id: str, socket_id: str, error: HavenError) -> None: ...
+
+    async def refresh(
+        self, user_id: str, socket_id: str, jti: str | None, expires_at: float
     ) -> None: ...
 
-    async def reject(self, user_id: str, socket_id: str, error: ErrorEvent) -> None: ...
+    async def revoke(self, user_id: str, jti: str) -> int: ...
 
     async def detach(self, user_id: str, socket_id: str) -> None: ...
 
@@ -44,74 +55,103 @@ class ConnectionHostCore:
         store: Store,
         assessor: RiskAssessor,
         generator: ReplyGenerator,
+        output_screen: OutputScreen,
     ) -> None:
         self._settings = settings
         self._store = store
         self._assessor = assessor
         self._generator = generator
+        self._output_screen = output_screen
         self._actors: dict[str, ConnectionActor] = {}
+        self._loading: dict[str, asyncio.Task[ConnectionActor]] = {}
+        self._retiring: dict[str, asyncio.Task[None]] = {}
 
     @property
     def user_count(self) -> int:
         return len(self._actors)
 
-    def actor(self, user_id: str) -> ConnectionActor:
+    def existing(self, user_id: str) -> ConnectionActor | None:
+        return self._actors.get(user_id)
+
+    async def actor(self, user_id: str) -> ConnectionActor:
+        """The user's actor, rebuilt from storage if this host has none."""
         actor = self._actors.get(user_id)
-        if actor is None:
+        if actor is not None:
+            return actor
+        loading = self._loading.get(user_id)
+        if loading is None:
+            loading = asyncio.get_running_loop().create_task(self._load(user_id))
+            self._loading[user_id] = loading
+        return await asyncio.shield(loading)
+
+    async def _load(self, user_id: str) -> ConnectionActor:
+        try:
+            retiring = self._retiring.get(user_id)
+            if retiring is not None:
+                # The previous actor's last events must be in storage before this one reads it.
+                await asyncio.shield(retiring)
             actor = ConnectionActor(
                 user_id,
                 settings=self._settings,
                 store=self._store,
                 assessor=self._assessor,
                 generator=self._generator,
+                output_screen=self._output_screen,
                 on_idle=self._evict,
             )
+            await actor.load()
             self._actors[user_id] = actor
-        return actor
+            return actor
+        finally:
+            self._loading.pop(user_id, None)
 
     def _evict(self, user_id: str) -> None:
         actor = self._actors.get(user_id)
-        if actor is not None and actor.idle:
-            del self._actors[user_id]
+        if actor is None or not actor.idle:
+            return
+        del self._actors[user_id]
+        task = asyncio.get_running_loop().create_task(actor.replay.drain())
+        self._retiring[user_id] = task
+        task.add_done_callback(lambda _: self._retiring.pop(user_id, None))
 
-    async def attach(self, user_id: str, socket_id: str) -> AsyncIterator[list[str]]:
-        channel = self.actor(user_id).attach(socket_id)
+    async def attach(
+        self, user_id: str, socket_id: str, ticket: SocketTicket
+    ) -> AsyncIterator[list[Outbound]]:
+        actor = await self.actor(user_id)
+        channel = actor.attach(socket_id, ticket)
         try:
-            yield []
+            first = await channel.next_batch() if channel.closing else []
+            yield first or []
             while (batch := await channel.next_batch()) is not None:
                 yield batch
         finally:
             # Also reached when the consumer goes away without detaching.
-            actor = self._actors.get(user_id)
-            if actor is not None:
-                actor.detach(socket_id)
+            current = self._actors.get(user_id)
+            if current is not None:
+                current.detach(socket_id)
 
-    def receive(self, user_id: str, socket_id: str, message: SessionMessage | Ping) -> None:
-        self.actor(user_id).receive(socket_id, message)
+    async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
+        (await self.actor(user_id)).receive(socket_id, frame)
 
-    def reject(self, user_id: str, socket_id: str, error: ErrorEvent) -> None:
-        self.actor(user_id).reject(socket_id, error)
+    async def reject(self, user_id: str, socket_id: str, error: HavenError) -> None:
+        (await self.actor(user_id)).reject(socket_id, error)
 
-    def detach(self, user_id: str, socket_id: str) -> None:
+    async def refresh(
+        self, user_id: str, socket_id: str, jti: str | None, expires_at: float
+    ) -> None:
+        actor = self._actors.get(user_id)
+        if actor is not None:
+            actor.refresh(socket_id, jti, expires_at)
+
+    async def revoke(self, user_id: str, jti: str) -> int:
+        actor = self._actors.get(user_id)
+        return actor.revoke(jti) if actor is not None else 0
+
+    async def detach(self, user_id: str, socket_id: str) -> None:
         actor = self._actors.get(user_id)
         if actor is not None:
             actor.detach(socket_id)
 
 
-class LocalConnections:
-    """`Connections` served by one in-process host (tests, and a single-process run)."""
-
-    def __init__(self, core: ConnectionHostCore) -> None:
-        self.core = core
-
-    def attach(self, user_id: str, socket_id: str) -> AsyncIterator[list[str]]:
-        return self.core.attach(user_id, socket_id)
-
-    async def receive(self, user_id: str, socket_id: str, message: SessionMessage | Ping) -> None:
-        self.core.receive(user_id, socket_id, message)
-
-    async def reject(self, user_id: str, socket_id: str, error: ErrorEvent) -> None:
-        self.core.reject(user_id, socket_id, error)
-
-    async def detach(self, user_id: str, socket_id: str) -> None:
-        self.core.detach(user_id, socket_id)
+class LocalConnections(ConnectionHostCore):
+    """`Connections` served in this process (tests, and a single-process run)."""

@@ -16,9 +16,12 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
+from actors.channel import Outbound
+from actors.connection import SocketTicket
 from actors.host import ConnectionHostCore
 from deployments.clients import ServeReplyGenerator, ServeRiskAssessor
-from haven.protocol import ErrorEvent, Ping, SessionMessage
+from haven.errors import HavenError
+from haven.protocol import ClientFrame
 from haven.settings import Settings
 from haven.storage.store import Store
 
@@ -37,23 +40,39 @@ class ConnectionHost:
     def __init__(
         self, settings: Settings, classifier: DeploymentHandle, generator: DeploymentHandle
     ) -> None:
+        from models.safety.output_screen import unsafe_reply
+
         self._store = Store.from_url(settings.resolved_database_url)
         self._core = ConnectionHostCore(
-            settings, self._store, ServeRiskAssessor(classifier), ServeReplyGenerator(generator)
+            settings,
+            self._store,
+            ServeRiskAssessor(classifier),
+            ServeReplyGenerator(generator),
+            unsafe_reply,
         )
 
-    async def attach(self, user_id: str, socket_id: str) -> AsyncIterator[list[str]]:
-        async for batch in self._core.attach(user_id, socket_id):
+    async def attach(
+        self, user_id: str, socket_id: str, ticket: SocketTicket
+    ) -> AsyncIterator[list[Outbound]]:
+        async for batch in self._core.attach(user_id, socket_id, ticket):
             yield batch
 
-    async def receive(self, user_id: str, socket_id: str, message: SessionMessage | Ping) -> None:
-        self._core.receive(user_id, socket_id, message)
+    async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
+        await self._core.receive(user_id, socket_id, frame)
 
-    async def reject(self, user_id: str, socket_id: str, error: ErrorEvent) -> None:
-        self._core.reject(user_id, socket_id, error)
+    async def reject(self, user_id: str, socket_id: str, error: HavenError) -> None:
+        await self._core.reject(user_id, socket_id, error)
+
+    async def refresh(
+        self, user_id: str, socket_id: str, jti: str | None, expires_at: float
+    ) -> None:
+        await self._core.refresh(user_id, socket_id, jti, expires_at)
+
+    async def revoke(self, user_id: str, jti: str) -> int:
+        return await self._core.revoke(user_id, jti)
 
     async def detach(self, user_id: str, socket_id: str) -> None:
-        self._core.detach(user_id, socket_id)
+        await self._core.detach(user_id, socket_id)
 
     async def stats(self) -> dict[str, int]:
         return {"users": self._core.user_count}
@@ -92,10 +111,14 @@ class RayConnections:
     def host_for(self, user_id: str) -> ActorHandle:
         return self.host(host_index(user_id, self._settings.connection_hosts))
 
-    async def attach(self, user_id: str, socket_id: str) -> AsyncIterator[list[str]]:
+    async def attach(
+        self, user_id: str, socket_id: str, ticket: SocketTicket
+    ) -> AsyncIterator[list[Outbound]]:
         index = host_index(user_id, self._settings.connection_hosts)
         stream: Any = (
-            self.host(index).attach.options(num_returns="streaming").remote(user_id, socket_id)
+            self.host(index)
+            .attach.options(num_returns="streaming")
+            .remote(user_id, socket_id, ticket)
         )
         try:
             async for ref in stream:
@@ -105,11 +128,20 @@ class RayConnections:
             self._hosts.pop(index, None)
             raise
 
-    async def receive(self, user_id: str, socket_id: str, message: SessionMessage | Ping) -> None:
-        await self.host_for(user_id).receive.remote(user_id, socket_id, message)
+    async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
+        await self.host_for(user_id).receive.remote(user_id, socket_id, frame)
 
-    async def reject(self, user_id: str, socket_id: str, error: ErrorEvent) -> None:
+    async def reject(self, user_id: str, socket_id: str, error: HavenError) -> None:
         await self.host_for(user_id).reject.remote(user_id, socket_id, error)
+
+    async def refresh(
+        self, user_id: str, socket_id: str, jti: str | None, expires_at: float
+    ) -> None:
+        await self.host_for(user_id).refresh.remote(user_id, socket_id, jti, expires_at)
+
+    async def revoke(self, user_id: str, jti: str) -> int:
+        result: int = await self.host_for(user_id).revoke.remote(user_id, jti)
+        return result
 
     async def detach(self, user_id: str, socket_id: str) -> None:
         await self.host_for(user_id).detach.remote(user_id, socket_id)

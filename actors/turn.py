@@ -1,39 +1,54 @@
-"""One turn of the conversation: store -> classify -> (escalate) -> generate -> stream -> store."""
+"""One turn of the conversation: store -> screen -> (escalate) -> reply -> check -> store.
+
+Events go to every socket of the user (`broadcast`); answers about one frame only to the socket
+that sent it (`reply`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from haven.backends import ChatTurn, ReplyGenerator, ReplyRequest, RiskAssessor
-from haven.errors import GenerationFailed, HavenError, SafetyUnavailable
+from haven.backends import ChatTurn, ReplyGenerator, ReplyRequest, ReplyStream, RiskAssessor
+from haven.errors import Busy, GenerationFailed, HavenError, SafetyUnavailable
 from haven.protocol import (
     AssistantMessageChunk,
     AssistantMessageComplete,
     AssistantMessageStart,
     CompletedMessage,
+    EmergencyResources,
     ErrorEvent,
+    ReplyStatus,
     SafetyEscalation,
     ServerEventBase,
     SessionMessage,
     UserMessageEvent,
 )
-from haven.risk import Assessment
+from haven.risk import Assessment, RiskLevel
 from haven.safety_policy import (
+    CRISIS_SUPPORT,
     UNASSESSED,
+    Action,
     crisis_reply,
-    emergency_resources,
     escalates,
-    reply_intent,
+    escalation_action,
+    policy_intent,
+    safe_replacement,
+    uses_fixed_reply,
 )
 from haven.settings import Settings
-from haven.storage.store import Store
+from haven.storage.records import MessageRecord
+from haven.storage.store import DuplicateMessage, Store
 
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[ServerEventBase], None]
+# Returns a reason when generated text must not reach the person (method, means, encouragement).
+OutputScreen = Callable[[str], str | None]
 
 
 @dataclass(frozen=True)
@@ -43,54 +58,134 @@ class TurnContext:
     store: Store
     assessor: RiskAssessor
     generator: ReplyGenerator
+    output_screen: OutputScreen
+    resources: EmergencyResources
     broadcast: Emit  # to every socket of the user
     reply: Emit  # to the socket that sent the message
+    reply_ended: Callable[[], None] = field(default=lambda: None)
 
 
 class Turn:
     def __init__(self, ctx: TurnContext, message: SessionMessage) -> None:
         self._ctx = ctx
         self._message = message
+        self._consumer: asyncio.Task[None] | None = None
+        self._cancelled = False
+        self._assessment: Assessment | None = None
+        self.reply_id: str | None = None
+
+    def cancel(self, message_id: str | None = None) -> bool:
+        """Stops the reply being written (if `message_id` is given, only that one)."""
+        if self._consumer is None or self._consumer.done():
+            return False
+        if message_id is not None and message_id != self.reply_id:
+            return False
+        self._cancelled = True
+        self._consumer.cancel()
+        return True
 
     async def run(self) -> None:
-        ctx, session_id, text = self._ctx, self._message.session_id, self._message.message_text
-        try:
-            stored = await ctx.store.add_message(ctx.user_id, session_id, "user", text)
-        except HavenError as error:
-            # Nothing was stored; only the sender made the mistake, so only the sender hears it.
-            ctx.reply(ErrorEvent.from_error(error))
+        ctx, msg = self._ctx, self._message
+        stored = await self._store_user_message()
+        if stored is None:
             return
-        ctx.broadcast(UserMessageEvent(text=text, session_id=session_id, message_id=stored.id))
-
+        ctx.broadcast(
+            UserMessageEvent(
+                text=msg.message_text,
+                session_id=msg.session_id,
+                message_id=stored.id,
+                client_message_id=msg.client_message_id,
+            )
+        )
         history = await ctx.store.list_messages(
-            ctx.user_id, session_id, limit=ctx.settings.context_messages + 1
+            ctx.user_id, msg.session_id, limit=ctx.settings.context_messages + 1
         )
         earlier_user_texts = [m.text for m in history[:-1] if m.role == "user"]
-        assessment = await self._assess(text, earlier_user_texts)
+        assessment = await self._assess(msg.message_text, earlier_user_texts)
         if assessment is None:
+            await self._audit(stored, None, Action.FAIL_CLOSED)
             return
-        await ctx.store.set_risk_level(stored.id, assessment.risk_level.value)
+        self._assessment = assessment
         level = assessment.risk_level
+        await ctx.store.set_risk_level(stored.id, level.value)
         if escalates(level):
             ctx.broadcast(
                 SafetyEscalation(
                     risk_level=level.value,
-                    emergency_resources=emergency_resources(ctx.settings),
-                    session_id=session_id,
+                    emergency_resources=ctx.resources,
+                    session_id=msg.session_id,
                 )
             )
-        intent = reply_intent(level)
+            await self._audit(stored, assessment, escalation_action(level))
+        if uses_fixed_reply(level):
+            await self._stream(_FixedReply(crisis_reply(ctx.resources)), level, stored)
+            return
         request = ReplyRequest(
             history=[ChatTurn(role=m.role, text=m.text) for m in history],
-            intent=intent,
+            intent=policy_intent(level),
             risk_level=level.value,
         )
-        await self._generate(request, intent, level.value, vetted=escalates(level))
+        try:
+            stream = await ctx.generator.open(request)
+        except Busy as busy:
+            ctx.broadcast(ErrorEvent.from_error(busy))
+            return
+        except Exception:
+            logger.exception("the reply could not be started for user %s", ctx.user_id)
+            ctx.broadcast(ErrorEvent.from_error(GenerationFailed()))
+            return
+        await self._stream(stream, level, stored)
+
+    async def _store_user_message(self) -> MessageRecord | None:
+        ctx, msg = self._ctx, self._message
+        try:
+            return await ctx.store.add_message(
+                ctx.user_id,
+                msg.session_id,
+                "user",
+                msg.message_text,
+                client_message_id=msg.client_message_id,
+            )
+        except DuplicateMessage as duplicate:
+            await self._answer_duplicate(duplicate.existing)
+        except HavenError as error:
+            # Nothing was stored; only the sender made the mistake, so only the sender hears it.
+            ctx.reply(ErrorEvent.from_error(error))
+        return None
+
+    async def _answer_duplicate(self, existing: MessageRecord) -> None:
+        """A resend of a stored message: acknowledge it again, with its reply if there is one."""
+        ctx = self._ctx
+        ctx.reply(
+            UserMessageEvent(
+                text=existing.text,
+                session_id=existing.session_id,
+                message_id=existing.id,
+                client_message_id=existing.client_message_id,
+                duplicate=True,
+            )
+        )
+        answer = await ctx.store.reply_to(ctx.user_id, existing)
+        if answer is not None:
+            ctx.reply(
+                AssistantMessageComplete(
+                    message=CompletedMessage(
+                        text=answer.text,
+                        intent=answer.intent or "other",
+                        risk_level=(answer.risk_level or RiskLevel.NONE).value,
+                        status=_status(answer.status),
+                    ),
+                    session_id=answer.session_id,
+                    message_id=answer.id,
+                )
+            )
 
     async def _assess(self, text: str, context: list[str]) -> Assessment | None:
         ctx = self._ctx
         try:
-            return await ctx.assessor.assess(text, context)
+            return await asyncio.wait_for(
+                ctx.assessor.assess(text, context), timeout=ctx.settings.safety_timeout_s
+            )
         except Exception:
             # Fail closed: an unassessed message never reaches the language model, and the
             # person sees the crisis resources in case they needed them.
@@ -98,39 +193,93 @@ class Turn:
             ctx.broadcast(
                 SafetyEscalation(
                     risk_level=UNASSESSED,
-                    emergency_resources=emergency_resources(ctx.settings),
+                    emergency_resources=ctx.resources,
                     session_id=self._message.session_id,
                 )
             )
             ctx.broadcast(ErrorEvent.from_error(SafetyUnavailable()))
             return None
 
-    def _pieces(self, request: ReplyRequest, vetted: bool) -> AsyncIterator[str]:
-        if vetted:
-            return _stream_of(crisis_reply(self._ctx.settings))
-        return self._ctx.generator.stream(request)
-
-    async def _generate(
-        self, request: ReplyRequest, intent: str, risk_level: str, *, vetted: bool
+    async def _audit(
+        self, message: MessageRecord, assessment: Assessment | None, action: Action
     ) -> None:
+        try:
+            await self._ctx.store.audit.record_escalation(
+                user_id=self._ctx.user_id,
+                session_id=message.session_id,
+                message_id=message.id,
+                risk_level=assessment.risk_level.value if assessment else UNASSESSED,
+                scores=assessment.probabilities if assessment else {},
+                model_id=assessment.model_id if assessment else "unavailable",
+                model_version=assessment.model_version if assessment else "",
+                raised_by=assessment.raised_by if assessment else None,
+                action=action.value,
+            )
+        except Exception:
+            # The person's safety comes first: a failed audit write never holds up the turn.
+            logger.exception("could not record an escalation for user %s", self._ctx.user_id)
+
+    async def _stream(self, stream: ReplyStream, level: RiskLevel, stored: MessageRecord) -> None:
         ctx, session_id = self._ctx, self._message.session_id
-        reply_id = str(uuid.uuid4())
+        self.reply_id = reply_id = str(uuid.uuid4())
+        intent = stream.intent
         ctx.broadcast(AssistantMessageStart(session_id=session_id, message_id=reply_id))
         pieces: list[str] = []
+        outcome = _Outcome()
+        self._consumer = asyncio.get_running_loop().create_task(
+            self._consume(stream, pieces, outcome, reply_id)
+        )
         try:
-            async for piece in self._pieces(request, vetted):
+            await self._consumer
+        except asyncio.CancelledError:
+            if not self._cancelled:
+                raise
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+        if outcome.failed:
+            # The partial reply is not stored as complete; the next message works as usual.
+            ctx.reply_ended()
+            ctx.broadcast(ErrorEvent.from_error(GenerationFailed()))
+            return
+        status: ReplyStatus = "complete"
+        text = "".join(pieces).strip()
+        if self._cancelled:
+            status = "cancelled"
+        elif outcome.unsafe is not None:
+            status, text = "replaced", safe_replacement(ctx.resources)
+            logger.warning("generated reply replaced for user %s: %s", ctx.user_id, outcome.unsafe)
+            await self._audit(stored, self._assessment, Action.REPLY_REPLACED)
+        await self._complete(reply_id, text, intent, level, status)
+
+    async def _consume(
+        self, stream: ReplyStream, pieces: list[str], outcome: _Outcome, reply_id: str
+    ) -> None:
+        ctx, session_id = self._ctx, self._message.session_id
+        text = ""
+        try:
+            async for piece in stream:
                 if not piece:
                     continue
+                text += piece
+                reason = ctx.output_screen(text)
+                if reason is not None:
+                    outcome.unsafe = reason
+                    return
                 pieces.append(piece)
                 ctx.broadcast(
                     AssistantMessageChunk(chunk=piece, session_id=session_id, message_id=reply_id)
                 )
+        except asyncio.CancelledError:
+            raise
         except Exception:
-            # The partial reply is not stored as complete; the next message works as usual.
             logger.exception("generation failed for user %s", ctx.user_id)
-            ctx.broadcast(ErrorEvent.from_error(GenerationFailed()))
-            return
-        text = "".join(pieces).strip()
+            outcome.failed = True
+
+    async def _complete(
+        self, reply_id: str, text: str, intent: str, level: RiskLevel, status: ReplyStatus
+    ) -> None:
+        ctx, session_id = self._ctx, self._message.session_id
         try:
             await ctx.store.add_message(
                 ctx.user_id,
@@ -138,22 +287,57 @@ class Turn:
                 "assistant",
                 text,
                 intent=intent,
-                risk_level=risk_level,
+                risk_level=level.value,
                 message_id=reply_id,
+                status=status,
             )
         except HavenError as error:
             # The session was deleted while the reply was being written.
+            ctx.reply_ended()
             ctx.broadcast(ErrorEvent.from_error(error))
             return
         ctx.broadcast(
             AssistantMessageComplete(
-                message=CompletedMessage(text=text, intent=intent, risk_level=risk_level),
+                message=CompletedMessage(
+                    text=text, intent=intent, risk_level=level.value, status=status
+                ),
                 session_id=session_id,
                 message_id=reply_id,
             )
         )
 
 
-async def _stream_of(pieces: list[str]) -> AsyncIterator[str]:
-    for piece in pieces:
-        yield piece
+@dataclass
+class _Outcome:
+    failed: bool = False
+    unsafe: str | None = None
+
+
+class _FixedReply:
+    """The reviewed crisis reply, streamed sentence by sentence like a generated one."""
+
+    def __init__(self, sentences: list[str]) -> None:
+        self._sentences = sentences
+
+    @property
+    def intent(self) -> str:
+        return CRISIS_SUPPORT
+
+    async def _pieces(self) -> AsyncIterator[str]:
+        for sentence in self._sentences:
+            yield sentence
+            await asyncio.sleep(0)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._pieces()
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _status(value: str | None) -> ReplyStatus:
+    if value == "cancelled":
+        return "cancelled"
+    if value == "replaced":
+        return "replaced"
+    return "complete"

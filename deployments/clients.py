@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import cast
 
+from ray.exceptions import RayTaskError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from haven.backends import ReplyRequest
+from haven.errors import HavenError
 from haven.risk import Assessment
 
 
@@ -20,11 +22,40 @@ class ServeRiskAssessor:
         return result
 
 
+class _ServeReplyStream:
+    """A reply streaming from the ResponseGenerator: its first item is the intent."""
+
+    def __init__(self, response: DeploymentResponseGenerator, intent: str) -> None:
+        self._response = response
+        self._intent = intent
+
+    @property
+    def intent(self) -> str:
+        return self._intent
+
+    async def _pieces(self) -> AsyncIterator[str]:
+        async for piece in self._response:
+            yield piece
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._pieces()
+
+    async def aclose(self) -> None:
+        # Cancelling the call raises in the replica's generator, which stops the model.
+        self._response.cancel()
+
+
 class ServeReplyGenerator:
     def __init__(self, handle: DeploymentHandle) -> None:
         self._handle = handle.options(stream=True)
 
-    async def stream(self, request: ReplyRequest) -> AsyncIterator[str]:
-        pieces = cast(DeploymentResponseGenerator, self._handle.generate.remote(request))
-        async for piece in pieces:
-            yield piece
+    async def open(self, request: ReplyRequest) -> _ServeReplyStream:
+        response = cast(DeploymentResponseGenerator, self._handle.generate.remote(request))
+        try:
+            intent = await anext(response)
+        except RayTaskError as error:
+            # A typed refusal (busy) raised in the replica comes back wrapped; unwrap it.
+            if isinstance(error.cause, HavenError):
+                raise error.cause from None
+            raise
+        return _ServeReplyStream(response, str(intent))

@@ -7,26 +7,45 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from starlette.websockets import WebSocketState
 
 from actors.pool import RayConnections
 from deployments import rest, websocket
 from deployments.services import GatewayServices
 from haven.auth import TokenService, signing_secret
-from haven.errors import HavenError
+from haven.errors import CloseCode, HavenError
 from haven.settings import Settings
 from haven.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
 
+async def drain(services: GatewayServices) -> None:
+    """Closes this replica's sockets with the retryable "service restart" code, so clients
+    reconnect to another replica and resume, instead of seeing the connection drop."""
+    sockets = list(services.open_sockets)
+    if sockets:
+        logger.info("closing %d sockets before shutdown", len(sockets))
+    await asyncio.gather(
+        *(_close_quietly(ws, CloseCode.SERVICE_RESTART) for ws in sockets),
+        return_exceptions=True,
+    )
+
+
+async def _close_quietly(websocket: WebSocket, code: int) -> None:
+    if websocket.application_state != WebSocketState.DISCONNECTED:
+        await websocket.close(code=code)
+
+
 def create_app(services: GatewayServices) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await drain(services)
         # Database connections belong to the loop serving the app; release them with it.
         await services.store.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from deployments.services import GatewayServices
 from haven.auth import TokenClaims, hash_password, verify_password
+from haven.crisis_resources import SUPPORTED_LOCALES, normalize_locale
 from haven.errors import InvalidToken
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,18 @@ class Credentials(_Body):
 
 class Registration(Credentials):
     password: str = Field(min_length=10, max_length=256)
+    # Region for crisis resources ("US", "GB", "CA", "IE", "AU"; also "en-GB" style).
+    locale: str | None = Field(default=None, max_length=16)
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        region = normalize_locale(value)
+        if region is None:
+            raise ValueError(f"locale must be one of {', '.join(SUPPORTED_LOCALES)}")
+        return region
 
     @field_validator("password")
     @classmethod
@@ -71,6 +84,7 @@ class Registration(Credentials):
 class UserOut(BaseModel):
     id: str
     username: str
+    locale: str | None = None
 
 
 class TokenOut(BaseModel):
@@ -91,6 +105,8 @@ class MessageOut(BaseModel):
     intent: str | None
     risk_level: str | None
     created_at: datetime
+    # Assistant replies: "complete", "cancelled" or "replaced".
+    status: str | None = None
 
 
 def services(request: Request) -> GatewayServices:
@@ -101,13 +117,13 @@ def services(request: Request) -> GatewayServices:
 Services = Annotated[GatewayServices, Depends(services)]
 
 
-def current_user(
+async def current_user(
     svc: Services,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenClaims:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise InvalidToken()
-    return svc.tokens.verify(credentials.credentials)
+    return await svc.authenticate(credentials.credentials)
 
 
 User = Annotated[TokenClaims, Depends(current_user)]
@@ -116,8 +132,8 @@ User = Annotated[TokenClaims, Depends(current_user)]
 @router.post("/auth/register", status_code=status.HTTP_201_CREATED, tags=["auth"])
 async def register(body: Registration, svc: Services) -> UserOut:
     password_hash = await asyncio.to_thread(hash_password, body.password)
-    user = await svc.store.create_user(body.username, password_hash)
-    return UserOut(id=user.id, username=user.username)
+    user = await svc.store.create_user(body.username, password_hash, locale=body.locale)
+    return UserOut(id=user.id, username=user.username, locale=user.locale)
 
 
 @router.post("/auth/login", tags=["auth"])
@@ -129,6 +145,20 @@ async def login(body: Credentials, svc: Services) -> TokenOut:
         raise InvalidToken(message="Wrong username or password.")
     token, expires_in = svc.tokens.issue(user.id)
     return TokenOut(access_token=token, expires_in=expires_in)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+async def logout(user: User, svc: Services) -> Response:
+    """Revokes this token and closes every socket opened with it."""
+    if user.jti:
+        expires_at = datetime.fromtimestamp(user.expires_at, UTC)
+        await svc.store.revocations.revoke(user.jti, user.user_id, expires_at)
+        try:
+            await svc.connections.revoke(user.user_id, user.jti)
+        except Exception:
+            # The revocation is stored; a socket missed here is refused at its next check.
+            logger.warning("could not close the sockets of a revoked token", exc_info=True)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/sessions", status_code=status.HTTP_201_CREATED, tags=["sessions"])
@@ -154,6 +184,7 @@ async def list_messages(session_id: str, user: User, svc: Services) -> list[Mess
             intent=r.intent,
             risk_level=r.risk_level,
             created_at=r.created_at,
+            status=r.status,
         )
         for r in records
     ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from actors.host import Connections
-from haven.auth import TokenService
+from haven.auth import TokenClaims, TokenService
+from haven.errors import LoggedOut
 from haven.settings import Settings
 from haven.storage.store import Store
 
@@ -19,3 +21,12 @@ class GatewayServices:
     connections: Connections
     # Raises or returns False when the classifier or the language model does not answer.
     readiness: Callable[[], Awaitable[bool]]
+    # This replica's open sockets (starlette WebSockets), closed with 1012 when it shuts down.
+    open_sockets: set[Any] = field(default_factory=set)
+
+    async def authenticate(self, token: str | None) -> TokenClaims:
+        """The claims of a valid, unexpired and not revoked token, or the typed error."""
+        claims = self.tokens.verify(token)
+        if claims.jti and await self.store.revocations.is_revoked(claims.jti):
+            raise LoggedOut()
+        return claims

@@ -1,24 +1,32 @@
-"""`/ws`: authenticate, then one reader and one writer task per socket.
+"""`/ws`: check the origin, authenticate, then one reader and one writer task per socket.
 
-The reader parses and validates every frame and forwards it to the user's ConnectionActor; the
-writer sends whatever that actor emits for this socket. Neither interprets the conversation.
+The reader checks each frame's size, decodes and validates it, and forwards it to the user's
+ConnectionActor; the writer sends what that actor emits for this socket through a bounded
+outbox. Neither interprets the conversation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
+import msgpack
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from actors.channel import Close, Outbound
+from actors.connection import SocketTicket
+from deployments.outbox import Outbox
 from deployments.services import GatewayServices
 from haven.auth import TokenClaims
-from haven.errors import CloseCode, HavenError, InvalidMessage
-from haven.protocol import Connection, ErrorEvent, parse_client_frame
+from haven.codec import SUBPROTOCOL_MSGPACK, Codec, decode_frame, negotiate
+from haven.errors import CloseCode, FrameTooLarge, HavenError, InvalidMessage, InvalidToken
+from haven.protocol import Auth, Connection, ErrorEvent
 
 logger = logging.getLogger(__name__)
 
@@ -28,92 +36,211 @@ router = APIRouter()
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     svc: GatewayServices = websocket.app.state.services
-    if not svc.settings.enable_websocket:
-        # Closing before accept refuses the handshake (HTTP 403).
+    if not svc.settings.enable_websocket or not _origin_allowed(websocket, svc):
+        # Closing before accept refuses the handshake (HTTP 403): a page on another site
+        # cannot open a socket with the person's credentials.
         await websocket.close(code=CloseCode.POLICY_VIOLATION)
         return
-    await websocket.accept()
+    codec, subprotocol = negotiate(list(websocket.scope.get("subprotocols", [])))
+    await websocket.accept(subprotocol=subprotocol)
     try:
-        claims = svc.tokens.verify(websocket.query_params.get("token"))
+        claims = await _authenticate(websocket, svc, codec)
     except HavenError as error:
-        await _close_with(websocket, error)
+        await _close_with(websocket, codec, error)
         return
-    await _serve(websocket, svc, claims)
+    svc.open_sockets.add(websocket)
+    try:
+        await _serve(websocket, svc, claims, codec)
+    finally:
+        svc.open_sockets.discard(websocket)
 
 
-async def _serve(websocket: WebSocket, svc: GatewayServices, claims: TokenClaims) -> None:
+def _origin_allowed(websocket: WebSocket, svc: GatewayServices) -> bool:
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True  # not a browser: cross-site hijacking needs one
+    if origin in svc.settings.allowed_origins:
+        return True
+    host = websocket.headers.get("host", "")
+    return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
+
+
+def _header_token(websocket: WebSocket) -> str | None:
+    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def _authenticate(websocket: WebSocket, svc: GatewayServices, codec: Codec) -> TokenClaims:
+    token = websocket.query_params.get("token") or _header_token(websocket)
+    if token is None:
+        token = await _first_frame_token(websocket, svc, codec)
+    return await svc.authenticate(token)
+
+
+async def _first_frame_token(websocket: WebSocket, svc: GatewayServices, codec: Codec) -> str:
+    """Without a token in the URL or a header, the first frame must be `auth`."""
+    try:
+        event = await asyncio.wait_for(websocket.receive(), timeout=svc.settings.auth_timeout_s)
+    except TimeoutError:
+        raise InvalidToken() from None
+    if event["type"] == "websocket.disconnect":
+        raise InvalidToken()
+    data = event.get("text") if event.get("text") is not None else event.get("bytes")
+    try:
+        frame = decode_frame(data or b"", codec, max_message_chars=svc.settings.max_message_chars)
+    except InvalidMessage:
+        raise InvalidToken() from None
+    if not isinstance(frame, Auth):
+        raise InvalidToken()
+    return frame.token
+
+
+def _last_seq(websocket: WebSocket) -> int | None:
+    value = websocket.query_params.get("last_seq")
+    if value is None or not value.isdigit() or len(value) > 16:
+        return None
+    return int(value)
+
+
+async def _serve(
+    websocket: WebSocket, svc: GatewayServices, claims: TokenClaims, codec: Codec
+) -> None:
     user_id, socket_id = claims.user_id, uuid.uuid4().hex
-    frames = svc.connections.attach(user_id, socket_id)
+    ticket = SocketTicket(
+        jti=claims.jti or None, expires_at=float(claims.expires_at), last_seq=_last_seq(websocket)
+    )
+    frames = svc.connections.attach(user_id, socket_id, ticket)
     try:
-        # The first (empty) batch confirms this socket is registered with the user's actor, so
-        # no event of a turn started from here can be missed.
-        await anext(frames)
+        # The first batch confirms this socket is registered with the user's actor, so no event
+        # of a turn started from here can be missed; or it holds the refusal.
+        first = await anext(frames)
     except Exception:
-        logger.exception("could not attach socket for user %s", user_id)
-        await _close_with(websocket, HavenError(), CloseCode.SERVICE_RESTART)
+        logger.exception("could not attach a socket")
+        await _close_with(websocket, codec, HavenError(), CloseCode.SERVICE_RESTART)
         return
-    await websocket.send_text(Connection().to_json())
-    writer = asyncio.create_task(_write(websocket, frames))
-    reader = asyncio.create_task(_read(websocket, svc, user_id, socket_id))
+    refusal = next((item for item in first if isinstance(item, Close)), None)
+    if refusal is not None:
+        await _send_close(websocket, codec, refusal)
+        with contextlib.suppress(BaseException):
+            await frames.aclose()  # type: ignore[attr-defined]
+        return
+    encoding = SUBPROTOCOL_MSGPACK if codec is Codec.MSGPACK else None
+    await _send(websocket, codec, Connection(encoding=encoding).to_json())
+    outbox = Outbox(svc.settings.outbound_queue_bytes)
+    pump = asyncio.create_task(_pump(frames, outbox))
+    writer = asyncio.create_task(_write(websocket, outbox, codec))
+    reader = asyncio.create_task(_read(websocket, svc, user_id, socket_id, codec))
     try:
-        done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-        if writer in done and not reader.done():
-            # The event stream ended from the actor's side (its host went away): let the client
-            # reconnect rather than talk into a socket nobody answers.
-            reader.cancel()
-            await _close(websocket, CloseCode.SERVICE_RESTART)
-        elif reader in done and not reader.cancelled() and reader.exception() is not None:
-            logger.error("socket reader failed for user %s", user_id, exc_info=reader.exception())
-            await _close(websocket, CloseCode.SERVICE_RESTART)
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            logger.error("socket reader failed", exc_info=reader.exception())
+            outbox.put(Close(CloseCode.SERVICE_RESTART))
+            await asyncio.wait({writer}, timeout=5)
     finally:
         reader.cancel()
         with contextlib.suppress(Exception):
             await svc.connections.detach(user_id, socket_id)
-        # Detaching ends the event stream; give the writer a moment to flush, then stop it.
+        # Detaching ends the event stream; give the writer a moment to flush, then stop.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer, timeout=5)
-        writer.cancel()
+            await asyncio.wait_for(asyncio.shield(pump), timeout=5)
+        await asyncio.wait({writer}, timeout=1)
+        for task in (pump, writer):
+            task.cancel()
         with contextlib.suppress(BaseException):
             await frames.aclose()  # type: ignore[attr-defined]
+        await _close(websocket, CloseCode.NORMAL)
 
 
-async def _read(websocket: WebSocket, svc: GatewayServices, user_id: str, socket_id: str) -> None:
-    limit = svc.settings.max_message_chars
+async def _pump(frames: AsyncIterator[list[Outbound]], outbox: Outbox) -> None:
+    try:
+        async for batch in frames:
+            for item in batch:
+                outbox.put(item)
+    except Exception:
+        # The user's host went away: the client should reconnect (and resume) elsewhere.
+        logger.warning("event stream of a socket ended with an error", exc_info=True)
+    outbox.end(CloseCode.SERVICE_RESTART)
+
+
+async def _write(websocket: WebSocket, outbox: Outbox, codec: Codec) -> None:
+    try:
+        while True:
+            item = await outbox.get()
+            if isinstance(item, Close):
+                await _send_close(websocket, codec, item)
+                return
+            await _send(websocket, codec, item)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        # The client went away mid-send; the reader sees the disconnect and cleans up.
+        return
+
+
+async def _read(
+    websocket: WebSocket, svc: GatewayServices, user_id: str, socket_id: str, codec: Codec
+) -> None:
+    settings = svc.settings
     while True:
         event = await websocket.receive()
         if event["type"] == "websocket.disconnect":
             return
-        text = event.get("text")
-        if text is None:
-            error = ErrorEvent.from_error(
-                InvalidMessage("unsupported_frame", "Binary frames are not supported here.")
-            )
-            await svc.connections.reject(user_id, socket_id, error)
-            continue
+        data: str | bytes | None = event.get("text")
+        if data is None:
+            data = event.get("bytes") or b""
+        if len(data) > settings.max_frame_bytes or (
+            isinstance(data, str) and len(data.encode()) > settings.max_frame_bytes
+        ):
+            await _close_with(websocket, codec, FrameTooLarge())
+            return
         try:
-            message = parse_client_frame(text, max_message_chars=limit)
+            frame = decode_frame(data, codec, max_message_chars=settings.max_message_chars)
         except InvalidMessage as invalid:
-            await svc.connections.reject(user_id, socket_id, ErrorEvent.from_error(invalid))
+            await svc.connections.reject(user_id, socket_id, invalid)
             continue
-        await svc.connections.receive(user_id, socket_id, message)
+        if isinstance(frame, Auth):
+            await _refresh(svc, user_id, socket_id, frame.token)
+            continue
+        await svc.connections.receive(user_id, socket_id, frame)
 
 
-async def _write(websocket: WebSocket, frames: AsyncIterator[list[str]]) -> None:
+async def _refresh(svc: GatewayServices, user_id: str, socket_id: str, token: str) -> None:
+    """A fresh token on an open socket: it must be valid and belong to the same person."""
     try:
-        async for batch in frames:
-            for frame in batch:
-                await websocket.send_text(frame)
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        # The client went away mid-send; the reader sees the disconnect and cleans up.
+        claims = await svc.authenticate(token)
+        if claims.user_id != user_id:
+            raise InvalidToken()
+    except HavenError as error:
+        await svc.connections.reject(user_id, socket_id, error)
         return
-    except Exception:
-        # The user's host went away; the caller closes the socket with a retryable code.
-        logger.warning("event stream of a socket ended with an error", exc_info=True)
+    await svc.connections.refresh(user_id, socket_id, claims.jti or None, float(claims.expires_at))
 
 
-async def _close_with(websocket: WebSocket, error: HavenError, code: int | None = None) -> None:
+def _encode(codec: Codec, frame: str) -> str | bytes:
+    if codec is Codec.JSON:
+        return frame
+    packed: bytes = msgpack.packb(json.loads(frame), use_bin_type=True)
+    return packed
+
+
+async def _send(websocket: WebSocket, codec: Codec, frame: str) -> None:
+    data = _encode(codec, frame)
+    if isinstance(data, bytes):
+        await websocket.send_bytes(data)
+    else:
+        await websocket.send_text(data)
+
+
+async def _send_close(websocket: WebSocket, codec: Codec, close: Close) -> None:
+    if close.frame is not None:
+        with contextlib.suppress(Exception):
+            await _send(websocket, codec, close.frame)
+    await _close(websocket, close.code)
+
+
+async def _close_with(
+    websocket: WebSocket, codec: Codec, error: HavenError, code: int | None = None
+) -> None:
     with contextlib.suppress(Exception):
-        await websocket.send_text(ErrorEvent.from_error(error).to_json())
+        await _send(websocket, codec, ErrorEvent.from_error(error).to_json())
     await _close(websocket, code or error.close_code or CloseCode.INTERNAL_ERROR)
 
 

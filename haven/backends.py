@@ -27,8 +27,24 @@ class ReplyRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     history: list[ChatTurn]
-    intent: str
-    risk_level: str
+    # None: the generator's intent planner chooses from the conversation. The safety policy
+    # sets it ("safety_check_in") when the risk calls for it.
+    intent: str | None = None
+    risk_level: str = "none"
+
+
+class ReplyStream(Protocol):
+    """One reply being generated: the intent it carries out, then its text pieces in order.
+
+    Closing the stream (`aclose`) stops the model: that is how a reply is cancelled.
+    """
+
+    @property
+    def intent(self) -> str: ...
+
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class RiskAssessor(Protocol):
@@ -38,6 +54,6 @@ class RiskAssessor(Protocol):
 
 
 class ReplyGenerator(Protocol):
-    def stream(self, request: ReplyRequest) -> AsyncIterator[str]:
-        """The reply as text pieces, in order, as the model produces them."""
+    async def open(self, request: ReplyRequest) -> ReplyStream:
+        """Starts a reply. Raises `haven.errors.Busy` at once when the model's queue is full."""
         ...

@@ -18,6 +18,27 @@ class CloseCode:
     SERVICE_RESTART = 1012
     INVALID_TOKEN = 4001  # terminal: log in again
     TOKEN_EXPIRED = 4002  # retryable with a fresh token
+    TOO_MANY_CONNECTIONS = 4003  # terminal: the user has the maximum number of sockets open
+    LOGGED_OUT = 4004  # terminal: the token was revoked
+    RATE_LIMITED = 4008  # retryable after a pause
+    SLOW_CONSUMER = 4009  # retryable: the client stopped reading
+
+
+# Whether a client should reconnect after each close code (the published table).
+RETRYABLE_CLOSE_CODES: dict[int, bool] = {
+    CloseCode.NORMAL: False,
+    CloseCode.GOING_AWAY: True,
+    CloseCode.POLICY_VIOLATION: False,
+    CloseCode.MESSAGE_TOO_BIG: True,
+    CloseCode.INTERNAL_ERROR: True,
+    CloseCode.SERVICE_RESTART: True,
+    CloseCode.INVALID_TOKEN: False,
+    CloseCode.TOKEN_EXPIRED: True,
+    CloseCode.TOO_MANY_CONNECTIONS: False,
+    CloseCode.LOGGED_OUT: False,
+    CloseCode.RATE_LIMITED: True,
+    CloseCode.SLOW_CONSUMER: True,
+}
 
 
 class HavenError(Exception):
@@ -26,13 +47,32 @@ class HavenError(Exception):
     retryable: bool = True
     http_status: int = 500
     close_code: int | None = None  # set when the error ends the socket
+    retry_after: float | None = None
 
-    def __init__(self, code: str | None = None, message: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str | None = None,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
         if code is not None:
             self.code = code
         if message is not None:
             self.message = message
+        if retry_after is not None:
+            self.retry_after = round(retry_after, 3)
         super().__init__(self.code)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Crosses Ray process boundaries intact (code, message and retry_after included).
+        return (_rebuild, (type(self), self.code, self.message, self.retry_after))
+
+
+def _rebuild(
+    cls: type[HavenError], code: str, message: str, retry_after: float | None
+) -> HavenError:
+    return cls(code, message, retry_after=retry_after)
 
 
 class InvalidToken(HavenError):
@@ -94,3 +134,47 @@ class Busy(HavenError):
     message = "Too many messages are waiting for a reply. Please wait a moment and try again."
     retryable = True
     http_status = 429
+
+
+class RateLimited(HavenError):
+    code = "rate_limited"
+    message = "You are sending messages too quickly. Please wait a moment."
+    retryable = True
+    http_status = 429
+    close_code = CloseCode.RATE_LIMITED
+
+
+class TooManyConnections(HavenError):
+    code = "too_many_connections"
+    message = "You have too many connections open. Close one and try again."
+    retryable = False
+    http_status = 429
+    close_code = CloseCode.TOO_MANY_CONNECTIONS
+
+
+class ConnectingTooOften(HavenError):
+    code = "connecting_too_often"
+    message = "Too many new connections in a short time. Please wait a moment."
+    retryable = True
+    http_status = 429
+    close_code = CloseCode.RATE_LIMITED
+
+
+class LoggedOut(InvalidToken):
+    code = "logged_out"
+    message = "You have logged out. Please log in again."
+    close_code = CloseCode.LOGGED_OUT
+
+
+class SlowConsumer(HavenError):
+    code = "slow_consumer"
+    message = "The connection fell too far behind. Please reconnect."
+    retryable = True
+    close_code = CloseCode.SLOW_CONSUMER
+
+
+class FrameTooLarge(HavenError):
+    code = "frame_too_large"
+    message = "The frame is larger than allowed."
+    retryable = False
+    close_code = CloseCode.MESSAGE_TOO_BIG

@@ -32,26 +32,63 @@ class _ClientFrame(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
 
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH)]
+TOKEN_MAX_LENGTH = 4096
+
+
 class SessionMessage(_ClientFrame):
     type: Literal["session_message"]
-    session_id: Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH)]
+    session_id: Identifier
     message_text: Annotated[str, StringConstraints(max_length=MESSAGE_TEXT_CEILING)]
+    # Chosen by the client; resending the same id (after a reconnect) never makes a second
+    # message or a second reply.
+    client_message_id: Identifier | None = None
 
 
 class Ping(_ClientFrame):
     type: Literal["ping"]
 
 
-ClientMessage = Annotated[SessionMessage | Ping, Field(discriminator="type")]
-_client_adapter: TypeAdapter[SessionMessage | Ping] = TypeAdapter(ClientMessage)
+class Cancel(_ClientFrame):
+    """Stop the reply in flight (optionally only if it is this message's)."""
+
+    type: Literal["cancel"]
+    message_id: Identifier | None = None
 
 
-def parse_client_frame(raw: str | bytes, *, max_message_chars: int) -> SessionMessage | Ping:
+class Auth(_ClientFrame):
+    """A token as the first frame (instead of the URL), or a fresh one on an open socket."""
+
+    type: Literal["auth"]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=TOKEN_MAX_LENGTH)]
+
+
+class Resume(_ClientFrame):
+    """Replay every event after `last_seq` that this socket missed."""
+
+    type: Literal["resume"]
+    last_seq: Annotated[int, Field(ge=0, le=2**53)]
+
+
+ClientFrame = SessionMessage | Ping | Cancel | Auth | Resume
+ClientMessage = Annotated[ClientFrame, Field(discriminator="type")]
+_client_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientMessage)
+
+
+def parse_client_frame(raw: str | bytes, *, max_message_chars: int) -> ClientFrame:
     """Parse one inbound text frame, or raise `InvalidMessage` with a stable code."""
     try:
         data: Any = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: arrays or objects nested deeper than the interpreter's recursion
+        # limit ("[[[[..." fits easily in one frame) make the C decoder give up that way.
         raise InvalidMessage("invalid_json", "The message is not valid JSON.") from None
+    return parse_client_object(data, max_message_chars=max_message_chars)
+
+
+def parse_client_object(data: object, *, max_message_chars: int) -> ClientFrame:
+    """Validate one already decoded frame (from JSON or MessagePack) exactly as
+    `parse_client_frame` does after decoding, or raise `InvalidMessage`."""
     if not isinstance(data, dict):
         raise InvalidMessage("invalid_message", "The message must be a JSON object.")
     try:
@@ -91,6 +128,8 @@ class ServerEventBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timestamp: str = Field(default_factory=utc_timestamp)
+    # Per user, strictly increasing on every event after `connection` (see `resume`).
+    seq: int | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)
@@ -99,6 +138,8 @@ class ServerEventBase(BaseModel):
 class Connection(ServerEventBase):
     type: Literal["connection"] = "connection"
     status: Literal["connected"] = "connected"
+    # The subprotocol ("haven.msgpack.v1") or None for JSON.
+    encoding: str | None = None
 
 
 class UserMessageEvent(ServerEventBase):
@@ -106,6 +147,9 @@ class UserMessageEvent(ServerEventBase):
     text: str
     session_id: str
     message_id: str
+    client_message_id: str | None = None
+    # True when this repeats an already stored message (same `client_message_id`).
+    duplicate: bool | None = None
 
 
 class AssistantMessageStart(ServerEventBase):
@@ -122,12 +166,19 @@ class AssistantMessageChunk(ServerEventBase):
     message_id: str
 
 
+ReplyStatus = Literal["complete", "cancelled", "replaced"]
+
+
 class CompletedMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     text: str
     intent: str
     risk_level: str
+    # "cancelled": the client stopped it, `text` is what was written until then.
+    # "replaced": the generated text failed the output check; `text` is the safe replacement
+    # and supersedes every chunk streamed for this message.
+    status: ReplyStatus = "complete"
 
 
 class AssistantMessageComplete(ServerEventBase):
@@ -143,6 +194,11 @@ class EmergencyResources(BaseModel):
     crisis_hotline: str
     crisis_text: str
     message: str
+    # Additions to the seed's keys, per locale.
+    locale: str | None = None
+    text_instruction: str | None = None  # e.g. "Text HOME to 741741"
+    emergency_number: str | None = None
+    chat_url: str | None = None
 
 
 class SafetyEscalation(ServerEventBase):
@@ -158,15 +214,46 @@ class ErrorEvent(ServerEventBase):
     message: str
     code: str
     retryable: bool
+    retry_after: float | None = None  # seconds, when waiting is what fixes it
 
     @classmethod
     def from_error(cls, error: HavenError) -> ErrorEvent:
         # The one place a typed error becomes a wire event: fixed text, never the exception's.
-        return cls(message=error.message, code=error.code, retryable=error.retryable)
+        return cls(
+            message=error.message,
+            code=error.code,
+            retryable=error.retryable,
+            retry_after=error.retry_after,
+        )
 
 
 class Pong(ServerEventBase):
     type: Literal["pong"] = "pong"
+
+
+class TokenExpiring(ServerEventBase):
+    """The socket's token expires at `expires_at`; send `auth` with a fresh one before then."""
+
+    type: Literal["token_expiring"] = "token_expiring"
+    expires_at: str
+    grace_s: float
+
+
+class Resumed(ServerEventBase):
+    """Ends a replay: `replayed` events were sent again; `recovered` is False when some of
+    what was missed is older than the retained window (reload the session's messages)."""
+
+    type: Literal["resumed"] = "resumed"
+    replayed: int
+    recovered: bool
+    last_seq: int
+
+
+class Authenticated(ServerEventBase):
+    """A fresh token sent on an open socket was accepted."""
+
+    type: Literal["authenticated"] = "authenticated"
+    expires_at: str
 
 
 ServerEvent = Annotated[
@@ -177,6 +264,9 @@ ServerEvent = Annotated[
     | AssistantMessageComplete
     | SafetyEscalation
     | ErrorEvent
-    | Pong,
+    | Pong
+    | TokenExpiring
+    | Resumed
+    | Authenticated,
     Field(discriminator="type"),
 ]

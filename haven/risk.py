@@ -32,5 +32,9 @@ class Assessment(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     risk_level: RiskLevel
+    # A probability for every level, summing to one.
     probabilities: dict[str, float]
     model_id: str
+    model_version: str = ""
+    # What raised the level above the model's own reading, e.g. "explicit_plan"; None if nothing.
+    raised_by: str | None = None

@@ -37,6 +37,32 @@ class Settings(BaseSettings):
     # Earlier turns of the session given to the classifier and the language model.
     context_messages: int = Field(default=12, ge=0, le=200)
 
+    # Limits on sockets and messages, enforced per user across the whole cluster.
+    max_frame_bytes: int = Field(default=64 * 1024, ge=256, le=16 * 1024 * 1024)
+    max_connections_per_user: int = Field(default=5, ge=1, le=1000)
+    new_connections_per_minute: int = Field(default=30, ge=1)
+    # Token bucket for session_message: `message_burst` at once, then `message_rate_per_s`.
+    message_burst: int = Field(default=10, ge=1)
+    message_rate_per_s: float = Field(default=0.5, gt=0)
+    # This many refused messages within one refill period of the whole bucket close the socket.
+    rate_limit_close_after: int = Field(default=20, ge=1)
+    # Bytes waiting to be written to one socket; past it the socket closes (slow consumer).
+    outbound_queue_bytes: int = Field(default=1024 * 1024, ge=4096)
+    # Browser origins allowed to open a socket besides the server's own; requests without an
+    # Origin header (non-browser clients) are allowed.
+    allowed_origins: tuple[str, ...] = ()
+    auth_timeout_s: float = Field(default=10.0, gt=0)
+    token_expiring_lead_s: float = Field(default=60.0, ge=0)
+    token_grace_s: float = Field(default=10.0, ge=0)
+    # What `resume` can replay.
+    replay_window_s: float = Field(default=120.0, gt=0)
+    replay_max_events: int = Field(default=300, ge=1)
+    # A turn waits this long for the classifier before failing closed.
+    safety_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Crisis resources for a user without a known locale; the per-locale table is in
+    # `haven.crisis_resources`.
+    default_locale: str = "US"
     crisis_hotline: str = "988"
     crisis_text: str = "741741"
     crisis_message: str = (

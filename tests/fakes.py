@@ -6,16 +6,33 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from haven.backends import ReplyRequest
+from haven.errors import Busy
 from haven.risk import RISK_LEVELS, Assessment, RiskLevel
 
-CRISIS_WORD = "CRISIS"
+# Words in a user's message that script the fakes.
+MEDIUM_WORD = "MEDIUM-RISK"
+CRISIS_WORD = "CRISIS"  # high
+CRITICAL_WORD = "CRITICAL-RISK"
 BREAK_CLASSIFIER = "BREAK-CLASSIFIER"
+HANG_CLASSIFIER = "HANG-CLASSIFIER"
 BREAK_GENERATOR = "BREAK-GENERATOR"
+BUSY_GENERATOR = "BUSY-GENERATOR"
+UNSAFE_GENERATOR = "UNSAFE-GENERATOR"
 SLOW = "SLOW"
+ENDLESS = "ENDLESS"
+
+# What the scripted model says when asked to misbehave: means detail a reply must never carry.
+UNSAFE_PIECES = (
+    "I understand. ",
+    "If you want to do it, ",
+    "taking 40 of your sleeping pills ",
+    "with alcohol would be enough. ",
+    "Good luck.",
+)
 
 
 class FakeAssessor:
-    """High risk for messages containing CRISIS; fails on BREAK-CLASSIFIER."""
+    """Scripted levels by keyword; fails on BREAK-CLASSIFIER, never answers on HANG-CLASSIFIER."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[str]]] = []
@@ -24,27 +41,74 @@ class FakeAssessor:
         self.calls.append((text, list(context)))
         if BREAK_CLASSIFIER in text:
             raise RuntimeError("classifier replica died")
-        level = RiskLevel.HIGH if CRISIS_WORD in text else RiskLevel.NONE
+        if HANG_CLASSIFIER in text:
+            await asyncio.Event().wait()
+        level = RiskLevel.NONE
+        for word, scripted in (
+            (MEDIUM_WORD, RiskLevel.MEDIUM),
+            (CRISIS_WORD, RiskLevel.HIGH),
+            (CRITICAL_WORD, RiskLevel.CRITICAL),
+        ):
+            if any(word in message for message in [*context[-3:], text]):
+                level = max(level, scripted, key=lambda lv: lv.rank)
         probabilities = {name: 0.0 for name in RISK_LEVELS} | {level.value: 1.0}
-        return Assessment(risk_level=level, probabilities=probabilities, model_id="fake")
+        return Assessment(
+            risk_level=level, probabilities=probabilities, model_id="fake", model_version="1"
+        )
+
+
+class FakeReplyStream:
+    def __init__(self, generator: FakeGenerator, request: ReplyRequest) -> None:
+        self._generator = generator
+        self._request = request
+        self.closed = False
+
+    @property
+    def intent(self) -> str:
+        return self._request.intent or "reflect"
+
+    async def _pieces(self) -> AsyncIterator[str]:
+        last = self._request.history[-1].text
+        pieces = UNSAFE_PIECES if UNSAFE_GENERATOR in last else FakeGenerator.PIECES
+        index = 0
+        while True:
+            if ENDLESS in last:
+                piece = f"word{index} "
+            elif index < len(pieces):
+                piece = pieces[index]
+            else:
+                return
+            if BREAK_GENERATOR in last and index == 2:
+                raise RuntimeError("model crashed")
+            await asyncio.sleep(0.05 if SLOW in last or ENDLESS in last else 0)
+            self._generator.pieces_produced += 1
+            yield piece
+            index += 1
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._pieces()
+
+    async def aclose(self) -> None:
+        self.closed = True
 
 
 class FakeGenerator:
-    """Streams a fixed reply in pieces; fails mid-stream when the user wrote BREAK-GENERATOR."""
+    """Streams a fixed reply in pieces; scripted failures by keyword in the user's message."""
 
     PIECES = ("I hear ", "you. ", "That sounds ", "hard.")
 
     def __init__(self) -> None:
         self.requests: list[ReplyRequest] = []
+        self.streams: list[FakeReplyStream] = []
+        self.pieces_produced = 0
 
-    async def stream(self, request: ReplyRequest) -> AsyncIterator[str]:
+    async def open(self, request: ReplyRequest) -> FakeReplyStream:
+        if BUSY_GENERATOR in request.history[-1].text:
+            raise Busy()
         self.requests.append(request)
-        last = request.history[-1].text
-        for index, piece in enumerate(self.PIECES):
-            if BREAK_GENERATOR in last and index == 2:
-                raise RuntimeError("model crashed")
-            await asyncio.sleep(0.05 if SLOW in last else 0)
-            yield piece
+        stream = FakeReplyStream(self, request)
+        self.streams.append(stream)
+        return stream
 
     @classmethod
     def full_text(cls) -> str:

@@ -14,11 +14,12 @@ class RestSteps:
     def __init__(self, rest: httpx.Client) -> None:
         self.rest = rest
 
-    def register(self, username: str) -> str:
+    def register(self, username: str, locale: str | None = None) -> str:
         """A new account, logged in: its access token."""
-        created = self.rest.post(
-            "/auth/register", json={"username": username, "password": PASSWORD}
-        )
+        body = {"username": username, "password": PASSWORD}
+        if locale is not None:
+            body["locale"] = locale
+        created = self.rest.post("/auth/register", json=body)
         assert created.status_code == 201, created.text
         login = self.rest.post("/auth/login", json={"username": username, "password": PASSWORD})
         assert login.status_code == 200, login.text

@@ -21,6 +21,7 @@ class UserRecord(_Record):
     username: str
     password_hash: str
     created_at: AwareDatetime
+    locale: str | None = None
 
 
 class SessionRecord(_Record):
@@ -37,3 +38,5 @@ class MessageRecord(_Record):
     intent: str | None
     risk_level: RiskLevel | None
     created_at: AwareDatetime
+    client_message_id: str | None = None
+    status: str | None = None

@@ -23,7 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from haven.errors import SessionNotFound, UsernameTaken
 from haven.risk import RiskLevel
+from haven.storage.audit import AuditLog
 from haven.storage.database import SQLITE_BEGIN_OPTION, create_engine
+from haven.storage.events import EventLog
 from haven.storage.records import (
     MESSAGE_ROLES,
     MessageRecord,
@@ -31,9 +33,10 @@ from haven.storage.records import (
     SessionRecord,
     UserRecord,
 )
+from haven.storage.revocations import Revocations
 from haven.storage.tables import ChatSession, Message, User
 
-_USER_COLUMNS = (User.id, User.username, User.password_hash, User.created_at)
+_USER_COLUMNS = (User.id, User.username, User.password_hash, User.created_at, User.locale)
 _SESSION_COLUMNS = (ChatSession.id, ChatSession.user_id, ChatSession.created_at)
 _MESSAGE_COLUMNS = (
     Message.id,
@@ -43,6 +46,8 @@ _MESSAGE_COLUMNS = (
     Message.intent,
     Message.risk_level,
     Message.created_at,
+    Message.client_message_id,
+    Message.status,
 )
 
 
@@ -62,6 +67,14 @@ def _canonical_uuid(value: object) -> str | None:
         return None
 
 
+class DuplicateMessage(Exception):
+    """The user already sent a message with this `client_message_id`."""
+
+    def __init__(self, existing: MessageRecord) -> None:
+        super().__init__("duplicate client_message_id")
+        self.existing = existing
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -73,6 +86,9 @@ def _risk_level(value: str | None) -> RiskLevel | None:
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self.events = EventLog(engine)
+        self.audit = AuditLog(engine)
+        self.revocations = Revocations(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -111,7 +127,9 @@ class Store:
 
     # Users
 
-    async def create_user(self, username: str, password_hash: str) -> UserRecord:
+    async def create_user(
+        self, username: str, password_hash: str, locale: str | None = None
+    ) -> UserRecord:
         key = normalize_username(username)
         if not key:
             raise ValueError("username is empty")
@@ -120,6 +138,7 @@ class Store:
             username=username,
             password_hash=password_hash,
             created_at=_now(),
+            locale=locale,
         )
         try:
             async with self._engine.begin() as conn:
@@ -201,11 +220,14 @@ class Store:
         risk_level: str | None = None,
         *,
         message_id: str | None = None,
+        client_message_id: str | None = None,
+        status: str | None = None,
     ) -> MessageRecord:
         """Stores one message at the end of the session; it is committed when this returns.
 
         `message_id` lets the caller announce a reply's id while it streams and store it under
-        that id once complete; by default a new UUID.
+        that id once complete; by default a new UUID. A `client_message_id` the user already
+        used raises `DuplicateMessage` carrying the stored message.
         """
         if role not in MESSAGE_ROLES:
             raise ValueError(f"unknown message role {role!r}")
@@ -228,6 +250,8 @@ class Store:
             intent=intent,
             risk_level=level,
             created_at=_now(),
+            client_message_id=client_message_id,
+            status=status,
         )
         owned = (
             select(ChatSession.id)
@@ -242,11 +266,42 @@ class Store:
             .scalar_subquery()
         )
         values = record.model_dump(mode="python") | {"user_id": user_id, "seq": next_seq}
-        async with self._write_transaction() as conn:
-            if (await conn.execute(owned)).first() is None:
-                raise SessionNotFound()
-            await conn.execute(insert(Message).values(**values))
+        try:
+            async with self._write_transaction() as conn:
+                if (await conn.execute(owned)).first() is None:
+                    raise SessionNotFound()
+                await conn.execute(insert(Message).values(**values))
+        except IntegrityError:
+            if client_message_id is None:
+                raise
+            existing = await self.find_client_message(user_id, client_message_id)
+            if existing is None:
+                raise
+            raise DuplicateMessage(existing) from None
         return record
+
+    async def find_client_message(
+        self, user_id: str, client_message_id: str
+    ) -> MessageRecord | None:
+        stmt = select(*_MESSAGE_COLUMNS).where(
+            Message.user_id == user_id, Message.client_message_id == client_message_id
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).mappings().one_or_none()
+        return MessageRecord.model_validate(row) if row is not None else None
+
+    async def reply_to(self, user_id: str, message: MessageRecord) -> MessageRecord | None:
+        """The assistant message stored right after `message` in its session, if any."""
+        stmt = select(*_MESSAGE_COLUMNS).where(
+            Message.session_id == message.session_id,
+            Message.user_id == user_id,
+            Message.seq
+            == select(Message.seq).where(Message.id == message.id).scalar_subquery() + 1,
+            Message.role == "assistant",
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).mappings().one_or_none()
+        return MessageRecord.model_validate(row) if row is not None else None
 
     async def list_messages(
         self, user_id: str, session_id: str, limit: int | None = None

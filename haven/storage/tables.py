@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -71,6 +72,13 @@ class User(Base):
     username_key: Mapped[str] = mapped_column(Text, nullable=False)
     password_hash: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # Region code ("US", "GB", ...) that picks the crisis resources shown; None: the default.
+    locale: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Event sequence numbers below this are handed out (in blocks), so a ConnectionActor
+    # rebuilt after a crash continues above everything its predecessor may have sent.
+    event_seq_reserved: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # Events at or below this sequence number were dropped from the replay log.
+    event_log_floor: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
 
     __table_args__ = (UniqueConstraint("username_key"),)
 
@@ -110,9 +118,66 @@ class Message(Base):
     intent: Mapped[str | None] = mapped_column(Text, nullable=True)
     risk_level: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # The client's own id for a user message: a resend with the same id is the same message.
+    client_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Assistant replies: "complete", "cancelled" (partial text) or "replaced" (safe text).
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     __table_args__ = (
         # Also the index that reads a session in order and finds its last N messages.
         UniqueConstraint("session_id", "seq"),
+        UniqueConstraint("user_id", "client_message_id"),
         CheckConstraint("role IN ('user', 'assistant')", name="role"),
     )
+
+
+class UserEvent(Base):
+    """The per-user log of server events that a reconnecting client can ask for again."""
+
+    __tablename__ = "user_events"
+
+    user_id: Mapped[str] = mapped_column(
+        String(UUID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # Events of a session go with it when it is deleted (they carry message text).
+    session_id: Mapped[str | None] = mapped_column(
+        String(UUID_LENGTH),
+        ForeignKey("chat_sessions.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class RevokedToken(Base):
+    """Access tokens ended by logout before their expiry; kept until they would have expired."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+class Escalation(Base):
+    """Audit record of one safety escalation. Never holds message text.
+
+    Plain ids rather than foreign keys: the record outlives the deletion of the session it
+    refers to, as referral reporting requires.
+    """
+
+    __tablename__ = "escalations"
+
+    id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False, index=True)
+    session_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False)
+    message_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False)
+    risk_level: Mapped[str] = mapped_column(String(16), nullable=False)
+    scores: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: level -> probability
+    model_id: Mapped[str] = mapped_column(Text, nullable=False)
+    model_version: Mapped[str] = mapped_column(Text, nullable=False)
+    raised_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from actors.host import ConnectionHostCore, LocalConnections
+from actors.host import LocalConnections
 from deployments.gateway import create_app
 from deployments.services import GatewayServices
 from haven.auth import TokenService
@@ -46,12 +46,20 @@ class Harness(RestSteps):
         self.assessor = assessor
         self.generator = generator
 
+    @property
+    def connections(self) -> LocalConnections:
+        connections = self.services.connections
+        assert isinstance(connections, LocalConnections)
+        return connections
+
 
 def build_harness(settings: Settings) -> Iterator[Harness]:
     migrate.upgrade(settings.resolved_database_url)
+    from models.safety.output_screen import unsafe_reply
+
     store = Store.from_url(settings.resolved_database_url)
     assessor, generator = FakeAssessor(), FakeGenerator()
-    core = ConnectionHostCore(settings, store, assessor, generator)
+    connections = LocalConnections(settings, store, assessor, generator, unsafe_reply)
 
     async def ready() -> bool:
         return True
@@ -60,7 +68,7 @@ def build_harness(settings: Settings) -> Iterator[Harness]:
         settings=settings,
         store=store,
         tokens=TokenService(SECRET, settings.access_token_ttl_s),
-        connections=LocalConnections(core),
+        connections=connections,
         readiness=ready,
     )
     with TestClient(create_app(services)) as client:

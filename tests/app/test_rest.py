@@ -16,7 +16,8 @@ def test_register_returns_201_with_id_and_username(harness: Harness) -> None:
     response = harness.client.post("/auth/register", json={"username": "ana", "password": PASSWORD})
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "username"} and body["username"] == "ana"
+    assert set(body) == {"id", "username", "locale"} and body["username"] == "ana"
+    assert body["locale"] is None
 
 
 def test_register_taken_username_returns_409_even_in_other_case(harness: Harness) -> None:

@@ -1,0 +1,115 @@
+"""The escalation audit trail, and the aggregate report an operator files from it.
+
+A record says who, where, when, how severe, by which model and what Haven did; never what the
+person wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from haven.storage.tables import Escalation
+
+Period = Literal["day", "week", "month"]
+
+
+class EscalationRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    user_id: str
+    session_id: str
+    message_id: str
+    risk_level: str
+    scores: dict[str, float]
+    model_id: str
+    model_version: str
+    raised_by: str | None
+    action: str
+    created_at: datetime
+
+
+class AuditLog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def record_escalation(
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        message_id: str,
+        risk_level: str,
+        scores: dict[str, float],
+        model_id: str,
+        model_version: str,
+        raised_by: str | None,
+        action: str,
+    ) -> EscalationRecord:
+        record = EscalationRecord(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            session_id=session_id,
+            message_id=message_id,
+            risk_level=risk_level,
+            scores=scores,
+            model_id=model_id,
+            model_version=model_version,
+            raised_by=raised_by,
+            action=action,
+            created_at=datetime.now(UTC),
+        )
+        values = record.model_dump() | {"scores": json.dumps(scores, sort_keys=True)}
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(Escalation).values(**values))
+        return record
+
+    async def escalations(self, user_id: str | None = None) -> list[EscalationRecord]:
+        stmt = select(Escalation).order_by(Escalation.created_at)
+        if user_id is not None:
+            stmt = stmt.where(Escalation.user_id == user_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [
+            EscalationRecord.model_validate(dict(row) | {"scores": json.loads(row["scores"])})
+            for row in rows
+        ]
+
+    async def report(
+        self, *, since: datetime, until: datetime, period: Period
+    ) -> list[dict[str, str | int]]:
+        """Escalation counts per period, level and action: no ids, no text."""
+        stmt = select(Escalation.created_at, Escalation.risk_level, Escalation.action).where(
+            Escalation.created_at >= since, Escalation.created_at < until
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        counts: Counter[tuple[str, str, str]] = Counter(
+            (_period_start(_aware(r.created_at), period), r.risk_level, r.action) for r in rows
+        )
+        return [
+            {"period": p, "risk_level": level, "action": action, "count": n}
+            for (p, level, action), n in sorted(counts.items())
+        ]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _period_start(moment: datetime, period: Period) -> str:
+    day = moment.astimezone(UTC).date()
+    if period == "day":
+        return day.isoformat()
+    if period == "week":
+        iso = day.isocalendar()
+        return f"{iso.year}-W{iso.week:02d}"
+    return f"{day.year}-{day.month:02d}"
