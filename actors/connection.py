@@ -89,6 +89,7 @@ class ConnectionActor:
         generator: ReplyGenerator,
         output_screen: OutputScreen,
         on_idle: Callable[[str], None],
+        connects: SlidingWindow | None = None,
     ) -> None:
         self.user_id = user_id
         self._settings = settings
@@ -102,7 +103,8 @@ class ConnectionActor:
         self._worker: asyncio.Task[None] | None = None
         self._turn: Turn | None = None
         self._bucket = TokenBucket(settings.message_burst, settings.message_rate_per_s)
-        self._connects = SlidingWindow(settings.new_connections_per_minute, 60.0)
+        # Owned by the host when given, so it outlives this actor between a user's visits.
+        self.connects = connects or SlidingWindow(settings.new_connections_per_minute, 60.0)
         self.replay = ReplayLog(
             user_id,
             store.events,
@@ -133,7 +135,7 @@ class ConnectionActor:
         refusal: HavenError | None = None
         if len(self._sockets) >= self._settings.max_connections_per_user:
             refusal = TooManyConnections()
-        elif (wait := self._connects.hit()) > 0:
+        elif (wait := self.connects.hit()) > 0:
             refusal = ConnectingTooOften(retry_after=wait)
         if refusal is not None:
             channel.put(Close(_close_code(refusal), ErrorEvent.from_error(refusal).to_json()))

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from actors.channel import Outbound
 from actors.connection import ConnectionActor, SocketTicket
+from actors.limits import SlidingWindow
 from actors.turn import OutputScreen
 from haven.backends import ReplyGenerator, RiskAssessor
 from haven.errors import HavenError
@@ -65,6 +66,8 @@ class ConnectionHostCore:
         self._actors: dict[str, ConnectionActor] = {}
         self._loading: dict[str, asyncio.Task[ConnectionActor]] = {}
         self._retiring: dict[str, asyncio.Task[None]] = {}
+        # New-connection windows per user; kept past eviction so reconnect loops are counted.
+        self._connects: dict[str, SlidingWindow] = {}
 
     @property
     def user_count(self) -> int:
@@ -98,6 +101,10 @@ class ConnectionHostCore:
                 generator=self._generator,
                 output_screen=self._output_screen,
                 on_idle=self._evict,
+                connects=self._connects.setdefault(
+                    user_id,
+                    SlidingWindow(self._settings.new_connections_per_minute, 60.0),
+                ),
             )
             await actor.load()
             self._actors[user_id] = actor
@@ -110,6 +117,9 @@ class ConnectionHostCore:
         if actor is None or not actor.idle:
             return
         del self._actors[user_id]
+        window = self._connects.get(user_id)
+        if window is not None and not window.active:
+            del self._connects[user_id]
         task = asyncio.get_running_loop().create_task(actor.replay.drain())
         self._retiring[user_id] = task
         task.add_done_callback(lambda _: self._retiring.pop(user_id, None))

@@ -48,3 +48,9 @@ class SlidingWindow:
             return self._window_s - (now - self._events[0])
         self._events.append(now)
         return 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether any counted event is still inside the window."""
+        now = self._clock()
+        return bool(self._events) and now - self._events[-1] < self._window_s

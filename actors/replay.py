@@ -47,7 +47,9 @@ class ReplayLog:
 
     async def load(self) -> None:
         """Continues the user's numbering and reloads the retained window from storage."""
-        self._next, self._reserved_end = await self._events.reserve(self._user_id, SEQ_BLOCK)
+        start, self._reserved_end = await self._events.reserve(self._user_id, SEQ_BLOCK)
+        # Numbering starts at 1, so `last_seq=0` means "everything".
+        self._next = max(start, 1)
         self._floor = await self._events.floor(self._user_id)
         recent = await self._events.recent(
             self._user_id, newer_than=self._cutoff(), limit=self._max_events + 1

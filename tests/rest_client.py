@@ -21,6 +21,10 @@ class RestSteps:
             body["locale"] = locale
         created = self.rest.post("/auth/register", json=body)
         assert created.status_code == 201, created.text
+        return self.login(username)
+
+    def login(self, username: str) -> str:
+        """A new access token for an existing account."""
         login = self.rest.post("/auth/login", json={"username": username, "password": PASSWORD})
         assert login.status_code == 200, login.text
         token: str = login.json()["access_token"]

@@ -1,22 +1,34 @@
-"""The per-user ConnectionActor and its host, without Ray."""
+"""The per-user ConnectionActor's parts and its host, without Ray."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from actors.connection import SocketChannel
+from actors.channel import Close, SocketChannel
+from actors.connection import SocketTicket
 from actors.host import ConnectionHostCore
+from actors.limits import SlidingWindow, TokenBucket
 from actors.pool import host_index
+from deployments.outbox import Outbox
 from haven.protocol import Ping
 from haven.risk import RiskLevel
-from haven.safety_policy import escalates, reply_intent
+from haven.safety_policy import escalates, policy_intent, uses_fixed_reply
 from haven.settings import Settings
 from haven.storage import migrate
 from haven.storage.store import Store
 from tests.fakes import FakeAssessor, FakeGenerator
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 async def test_channel_drains_in_order_in_batches_then_ends() -> None:
@@ -25,9 +37,51 @@ async def test_channel_drains_in_order_in_batches_then_ends() -> None:
         channel.put(str(n))
     channel.close()
     channel.put("after close")
-    assert await channel.next_batch(max_frames=3) == ["0", "1", "2"]
+    assert await channel.next_batch(max_items=3) == ["0", "1", "2"]
     assert await channel.next_batch() == ["3", "4"]
     assert await channel.next_batch() is None
+
+
+async def test_channel_takes_nothing_after_a_close_order() -> None:
+    channel = SocketChannel()
+    channel.put("a")
+    channel.put(Close(4004, "bye"))
+    channel.put("never sent")
+    channel.close()
+    assert await channel.next_batch() == ["a", Close(4004, "bye")]
+
+
+def test_token_bucket_allows_a_burst_then_refills_at_its_rate() -> None:
+    clock = Clock()
+    bucket = TokenBucket(burst=2, rate=0.5, clock=clock)
+    assert bucket.take() == 0.0 and bucket.take() == 0.0
+    assert bucket.take() == pytest.approx(2.0)
+    clock.now += 1.0
+    assert bucket.take() == pytest.approx(1.0)
+    clock.now += 1.0
+    assert bucket.take() == 0.0
+
+
+def test_sliding_window_counts_events_within_the_window() -> None:
+    clock = Clock()
+    window = SlidingWindow(limit=2, window_s=60, clock=clock)
+    assert window.hit() == 0.0
+    clock.now += 10
+    assert window.hit() == 0.0
+    assert window.hit() == pytest.approx(50.0)
+    clock.now += 50
+    assert window.hit() == 0.0 and window.active
+
+
+def test_outbox_over_its_byte_bound_orders_a_slow_consumer_close() -> None:
+    outbox = Outbox(max_bytes=100)
+    outbox.put("x" * 60)
+    outbox.put("y" * 60)
+    outbox.put("z")
+    item = asyncio.run(outbox.get())
+    assert isinstance(item, Close) and item.code == 4009
+    assert item.frame is not None and '"code":"slow_consumer"' in item.frame
+    assert outbox.queued_bytes == 0
 
 
 def test_host_index_is_stable_and_spreads_users() -> None:
@@ -37,33 +91,55 @@ def test_host_index_is_stable_and_spreads_users() -> None:
 
 
 @pytest.mark.parametrize(
-    ("level", "escalate", "intent"),
+    ("level", "escalate", "intent", "fixed"),
     [
-        (RiskLevel.NONE, False, "validate"),
-        (RiskLevel.LOW, False, "validate"),
-        (RiskLevel.MEDIUM, False, "safety_check_in"),
-        (RiskLevel.HIGH, True, "crisis_support"),
-        (RiskLevel.CRITICAL, True, "crisis_support"),
+        (RiskLevel.NONE, False, None, False),
+        (RiskLevel.LOW, False, None, False),
+        (RiskLevel.MEDIUM, False, None, False),
+        (RiskLevel.HIGH, True, "safety_check_in", False),
+        (RiskLevel.CRITICAL, True, "crisis_support", True),
     ],
 )
-def test_policy_escalates_from_high(level: RiskLevel, escalate: bool, intent: str) -> None:
+def test_policy_per_level(
+    level: RiskLevel, escalate: bool, intent: str | None, fixed: bool
+) -> None:
     assert escalates(level) is escalate
-    assert reply_intent(level) == intent
+    assert policy_intent(level) == intent
+    assert uses_fixed_reply(level) is fixed
 
 
-async def test_idle_user_is_evicted_from_its_host(tmp_path: Path) -> None:
+async def _core(tmp_path: Path) -> tuple[ConnectionHostCore, Store, str]:
     settings = Settings(data_dir=tmp_path)
     await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
     store = Store.from_url(settings.resolved_database_url)
-    core = ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator())
-    frames = core.attach("u1", "s1")
+    user = await store.create_user("ana", "hash")
+    core = ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator(), lambda _: None)
+    return core, store, user.id
+
+
+async def test_idle_user_is_evicted_from_its_host(tmp_path: Path) -> None:
+    core, store, user_id = await _core(tmp_path)
+    frames: AsyncIterator[list] = core.attach(user_id, "s1", SocketTicket())  # type: ignore[type-arg]
     assert await anext(frames) == []
     assert core.user_count == 1
-    core.receive("u1", "s1", Ping(type="ping"))
+    await core.receive(user_id, "s1", Ping(type="ping"))
     batch = await anext(frames)
-    assert '"type":"pong"' in batch[0]
-    core.detach("u1", "s1")
+    assert '"type":"pong"' in batch[0] and '"seq":1' in batch[0]
+    await core.detach(user_id, "s1")
     with pytest.raises(StopAsyncIteration):
         await anext(frames)
     assert core.user_count == 0
+    await store.close()
+
+
+async def test_revoking_a_token_closes_only_its_sockets(tmp_path: Path) -> None:
+    core, store, user_id = await _core(tmp_path)
+    a = core.attach(user_id, "a", SocketTicket(jti="one"))
+    b = core.attach(user_id, "b", SocketTicket(jti="two"))
+    assert await anext(a) == [] and await anext(b) == []
+    assert await core.revoke(user_id, "one") == 1
+    (close,) = await anext(a)
+    assert isinstance(close, Close) and close.code == 4004
+    await core.receive(user_id, "b", Ping(type="ping"))
+    assert '"type":"pong"' in (await anext(b))[0]
     await store.close()

@@ -9,17 +9,22 @@ import pytest
 from haven.errors import InvalidMessage, SessionNotFound
 from haven.protocol import (
     AssistantMessageComplete,
+    Auth,
+    Cancel,
+    ClientFrame,
     CompletedMessage,
     Connection,
     ErrorEvent,
     Ping,
+    Pong,
+    Resume,
     SessionMessage,
     parse_client_frame,
     utc_timestamp,
 )
 
 
-def parse(raw: str | bytes, limit: int = 100) -> SessionMessage | Ping:
+def parse(raw: str | bytes, limit: int = 100) -> ClientFrame:
     return parse_client_frame(raw, max_message_chars=limit)
 
 
@@ -90,7 +95,13 @@ def test_complete_event_keeps_seed_field_names() -> None:
     )
     body = json.loads(event.to_json())
     assert body["type"] == "assistant_message_complete"
-    assert body["message"] == {"text": "hi", "intent": "validate", "risk_level": "none"}
+    # The seed's three fields, plus the reply's status.
+    assert body["message"] == {
+        "text": "hi",
+        "intent": "validate",
+        "risk_level": "none",
+        "status": "complete",
+    }
 
 
 def test_error_event_carries_the_fixed_message_not_exception_text() -> None:
@@ -103,3 +114,38 @@ def test_error_event_carries_the_fixed_message_not_exception_text() -> None:
         "retryable": False,
         "timestamp": body["timestamp"],
     }
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('{"type": "cancel"}', Cancel(type="cancel")),
+        ('{"type": "cancel", "message_id": "m-1"}', Cancel(type="cancel", message_id="m-1")),
+        ('{"type": "auth", "token": "abc"}', Auth(type="auth", token="abc")),
+        ('{"type": "resume", "last_seq": 42}', Resume(type="resume", last_seq=42)),
+    ],
+)
+def test_added_client_frames_parse(raw: str, expected: object) -> None:
+    assert parse_client_frame(raw, max_message_chars=100) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type": "resume", "last_seq": -1}',
+        '{"type": "resume"}',
+        '{"type": "auth", "token": ""}',
+        '{"type": "cancel", "message_id": ""}',
+        '{"type": "session_message", "session_id": "s", "message_text": "hi", '
+        '"client_message_id": "' + "x" * 65 + '"}',
+    ],
+)
+def test_added_client_frames_reject_bad_fields(raw: str) -> None:
+    with pytest.raises(InvalidMessage) as error:
+        parse_client_frame(raw, max_message_chars=100)
+    assert error.value.code == "invalid_message"
+
+
+def test_server_events_carry_seq_only_when_numbered() -> None:
+    assert "seq" not in json.loads(Pong().to_json())
+    assert json.loads(Pong(seq=7).to_json())["seq"] == 7
