@@ -1,78 +1,146 @@
-"""ResponseGenerator: a streaming language model behind a Serve deployment."""
+"""ResponseGenerator: the language model behind a Serve deployment, local or remote.
+
+`generate` streams, in order: the intent the reply carries out (str), then the reply's text
+pieces. Which backend produces them (`backend:` in serve_config.yaml) is invisible to callers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 
 from deployments.device import pick_device
 from haven.backends import ReplyRequest
 from haven.settings import Settings
+from models.llm.backend import ChatBackend, GenerationParams
+from models.llm.openai_backend import OpenAIOptions
+from models.llm.service import IntentPlanner, ReplyService
 
 
 class GeneratorOptions(BaseModel):
+    """The `generator:` block of the application's args in serve_config.yaml."""
+
     model_config = ConfigDict(extra="forbid")
 
-    # A local Hugging Face causal-LM folder; None: the model prepared by `make setup`.
+    backend: Literal["transformers", "openai"] = "transformers"
+    # transformers: a local Hugging Face causal-LM folder; None: the model `make setup` prepared.
     model_path: str | None = None
     device: str = "auto"
     threads: int | None = Field(default=None, ge=1)
+    # openai: the endpoint; required with backend "openai".
+    openai: OpenAIOptions | None = None
     max_prompt_tokens: int = Field(default=1536, ge=64)
     max_new_tokens: int = Field(default=160, ge=1, le=4096)
-    temperature: float = Field(default=0.7, ge=0)  # 0: greedy
+    temperature: float = Field(default=0.7, ge=0, le=5)  # 0: greedy
     top_p: float = Field(default=0.9, gt=0, le=1)
-    repetition_penalty: float = Field(default=1.15, ge=1)
+    repetition_penalty: float = Field(default=1.15, ge=1, le=3)
+    # Replies waiting for the model beyond those running; past it a request gets `busy`.
+    max_queued: int = Field(default=8, ge=0, le=10_000)
+    # Choose the intent of replies whose request leaves it open (models.intent.planner).
+    planner: bool = True
+
+    @model_validator(mode="after")
+    def _backend_is_configured(self) -> Self:
+        if self.backend == "openai" and self.openai is None:
+            raise ValueError(
+                "generator backend 'openai' needs an `openai:` block (base_url, model)"
+            )
+        return self
+
+    def params(self) -> GenerationParams:
+        return GenerationParams(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            repetition_penalty=self.repetition_penalty,
+        )
+
+
+def build_backend(options: GeneratorOptions, settings: Settings) -> ChatBackend:
+    # Imported per backend: a replica serving a remote model never loads torch's model code.
+    if options.backend == "openai":
+        from models.llm.openai_backend import OpenAIBackend
+
+        assert options.openai is not None  # checked by GeneratorOptions
+        return OpenAIBackend(options.openai, max_queued=options.max_queued)
+
+    from models.llm.generation import TransformersBackend
+    from models.llm.prepare import is_prepared, model_dir
+
+    if options.model_path:
+        path = Path(options.model_path)
+        found = (path / "config.json").is_file()
+    else:
+        path = model_dir(settings.model_cache_dir)
+        found = is_prepared(path)
+    if not found:
+        # Weights are prepared at setup, never fetched while serving.
+        raise RuntimeError(
+            f"No language model at {path}; run `make setup` (python -m models.llm.prepare)"
+        )
+    return TransformersBackend.load(
+        path,
+        device=pick_device(options.device),
+        threads=options.threads,
+        max_queued=options.max_queued,
+    )
+
+
+def load_planner(options: GeneratorOptions) -> IntentPlanner:
+    try:
+        from models.intent.planner import IntentPlanner as Planner
+    except ImportError as error:
+        raise RuntimeError(
+            "generator option `planner: true` needs models.intent.planner; set `planner: false` "
+            "to give every open request the default intent"
+        ) from error
+    planner: IntentPlanner = Planner.load(
+        device=pick_device(options.device), threads=options.threads
+    )
+    return planner
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16)
 class ResponseGenerator:
-    def __init__(self, options: GeneratorOptions, settings: Settings) -> None:
-        from models.llm.generation import GenerationParams, TransformersBackend
-        from models.llm.prepare import is_prepared, model_dir
-
-        if options.model_path:
-            path = Path(options.model_path)
-            found = (path / "config.json").is_file()
-        else:
-            path = model_dir(settings.model_cache_dir)
-            found = is_prepared(path)
-        if not found:
-            # Weights are prepared at setup, never fetched while serving.
-            raise RuntimeError(
-                f"No language model at {path}; run `make setup` (python -m models.llm.prepare)"
-            )
-        self._options = options
-        self._settings = settings
-        self._backend = TransformersBackend.load(
-            path, device=pick_device(options.device), threads=options.threads
-        )
-        self._params = GenerationParams(
-            max_new_tokens=options.max_new_tokens,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            repetition_penalty=options.repetition_penalty,
+    def __init__(
+        self,
+        options: GeneratorOptions,
+        settings: Settings,
+        planner: IntentPlanner | None = None,
+    ) -> None:
+        """`planner`: one to use instead of loading `models.intent.planner` (tests)."""
+        backend = build_backend(options, settings)
+        if planner is None and options.planner:
+            planner = load_planner(options)
+        self._service = ReplyService(
+            backend,
+            options.params(),
+            max_prompt_tokens=options.max_prompt_tokens,
+            crisis_hotline=settings.crisis_hotline,
+            crisis_text=settings.crisis_text,
+            planner=planner,
         )
 
-    async def generate(self, request: ReplyRequest) -> AsyncIterator[str]:
-        from models.llm.prompt import build_messages
+    async def generate(self, request: ReplyRequest) -> AsyncGenerator[str, None]:
+        """The intent the reply carries out, then its text pieces.
 
-        messages = build_messages(
-            request.history,
-            intent=request.intent,
-            risk_level=request.risk_level,
-            tokenizer=self._backend.tokenizer,
-            max_prompt_tokens=self._options.max_prompt_tokens,
-            crisis_hotline=self._settings.crisis_hotline,
-            crisis_text=self._settings.crisis_text,
-        )
-        # Closing the stream when the caller goes away stops the model at the next token.
-        async with aclosing(self._backend.stream(messages, self._params)) as pieces:
-            async for piece in pieces:
-                yield piece
+        Raises `haven.errors.Busy` before yielding anything when the model's queue is full. When
+        the caller closes the stream, Serve cancels this generator and the model stops.
+        """
+        async with aclosing(self._service.generate(request)) as items:
+            async for item in items:
+                yield item
 
     async def ready(self) -> bool:
         return True
+
+    def __del__(self) -> None:
+        # Serve calls this when the replica shuts down: stop a reply still being computed.
+        service = getattr(self, "_service", None)
+        if service is not None:
+            service.backend.close()

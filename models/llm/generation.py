@@ -1,9 +1,12 @@
 """Streaming text generation with a local Hugging Face causal language model.
 
-The decoding loop is written out rather than delegated to `model.generate` so that each forward
-step is a separate unit of work: it runs off the event loop, the stream can stop between any two
-steps, and a later scheduler can batch steps of concurrent turns without changing the interface
-(one stream of tokens per turn).
+The decoding loop is written out rather than delegated to `model.generate` so that the worker
+can check a stop flag between any two forward passes: closing a reply's stream stops the model
+within one pass, and the prompt is read in chunks so that even a long prompt stops quickly.
+
+One reply is decoded at a time per backend, on one worker thread: two replies on the same cores
+would each run at half speed, and CPU inference does not batch well at these sizes. Requests
+beyond the running one wait in a bounded queue (`models.llm.admission`).
 """
 
 from __future__ import annotations
@@ -11,123 +14,67 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import secrets
+import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    LogitsProcessorList,
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopPLogitsWarper,
-)
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from models.llm.admission import Admission, AdmissionQueue
+from models.llm.backend import GenerationParams as GenerationParams
+from models.llm.decoding import (
+    DecodeState,
+    default_dtype,
+    fill,
+    new_state,
+    set_threads,
+    step,
+    stop_token_ids,
+)
 from models.llm.prompt import render_prompt_ids, strip_special_tokens
+from models.llm.text import (
+    IncrementalDetokenizer,
+    SentenceBoundedText,
+    ends_sentence,
+    sentence_window,
+)
 
 logger = logging.getLogger(__name__)
 
-# Near the length bound, the reply ends at the first sentence end instead of mid-sentence.
-SENTENCE_END_WINDOW = 25
-# A letter (or closing bracket/quote) then terminal punctuation, then optional closers/space.
-# Requiring a letter first keeps list numbers such as "1." from counting as sentence ends.
-_CLOSERS = ")\"'\u201d\u2019"
-_SENTENCE_END = re.compile(rf"(?:[^\W\d_]|[{_CLOSERS}])[.!?\u2026]+[{_CLOSERS}]*\s*$")
-_REPLACEMENT_CHAR = "\ufffd"
+# Prompt tokens per forward pass while reading the prompt. A pass is the longest the worker runs
+# without looking at the stop flag: 64 tokens take 70-150 ms on one busy CPU core; a GPU reads
+# thousands in less. Fixed per device, not tuned to the load, because the chunking changes the
+# numerics slightly and a seeded reply should come out the same every time.
+PREFILL_CHUNK = {"cpu": 64, "cuda": 2048}
+DEFAULT_MAX_QUEUED = 8
 
 
-class GenerationParams(BaseModel):
-    """How one reply is sampled. `temperature=0` decodes greedily."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_new_tokens: int = Field(default=160, ge=1, le=4096)
-    temperature: float = Field(default=0.7, ge=0.0, le=5.0)
-    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
-    repetition_penalty: float = Field(default=1.15, ge=1.0, le=3.0)
-    seed: int | None = None
+class _End:
+    """Put on a reply's queue after its last token."""
 
 
-class ChatBackend(Protocol):
-    """What a turn needs from a language model, local or remote."""
-
-    def stream(
-        self, messages: list[dict[str, str]], params: GenerationParams
-    ) -> AsyncIterator[str]: ...
-
-
-class IncrementalDetokenizer:
-    """Turns a growing list of token ids into text deltas.
-
-    Decoding the whole reply each time (cheap at reply lengths) keeps spaces exactly as a full
-    decode has them; per-token decoding loses or invents spaces with some tokenizers. A delta is
-    held back while the text ends in U+FFFD, i.e. while a multi-byte character is still split
-    across tokens, so a client never receives half a character.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
-        self._ids: list[int] = []
-        self._emitted = 0
-
-    @property
-    def text(self) -> str:
-        return self._decode().rstrip(_REPLACEMENT_CHAR)
-
-    def add(self, token_id: int) -> str:
-        self._ids.append(token_id)
-        text = self._decode()
-        if text.endswith(_REPLACEMENT_CHAR):
-            return ""
-        return self._take(text)
-
-    def flush(self) -> str:
-        """Whatever complete text is still held back; a dangling partial character is dropped."""
-        return self._take(self.text)
-
-    def _take(self, text: str) -> str:
-        delta = text[self._emitted :]
-        self._emitted = len(text)
-        return delta
-
-    def _decode(self) -> str:
-        text: str = self._tokenizer.decode(
-            self._ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
-        )
-        return text
+_END = _End()
+_Item = int | Exception | _End
 
 
 @dataclass
-class _DecodeState:
-    """What one reply carries between forward steps."""
+class _Job:
+    """One reply as the worker thread sees it."""
 
-    processors: LogitsProcessorList
-    greedy: bool
-    rng: torch.Generator
-    # Ids the repetition penalty looks at: the assistant's own words, earlier turns and this
-    # reply. Not the system prompt (that would make the crisis numbers it names less likely),
-    # not the person's words (reflecting them back is wanted), not control tokens (a penalised
-    # end-of-turn token makes replies run on).
-    penalised: torch.Tensor
-    past: Any = None
-    steps: int = field(default=0)
+    prompt_ids: list[int]
+    state: DecodeState
+    params: GenerationParams
+    emit: Callable[[_Item], None]
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 class TransformersBackend:
-    """A local causal LM (Hugging Face folder) that streams replies as text deltas.
-
-    Forward steps of all streams on one backend run one at a time on a single worker thread:
-    that keeps the event loop free, gives concurrent turns a fair token-by-token interleaving,
-    and avoids two steps fighting over the same CPU cores.
-    """
+    """A local causal LM (Hugging Face folder) that streams replies as text deltas."""
 
     def __init__(
         self,
@@ -137,6 +84,7 @@ class TransformersBackend:
         device: torch.device,
         threads: int | None = None,
         name: str = "",
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         self._model = model
         self._tokenizer = tokenizer
@@ -144,12 +92,15 @@ class TransformersBackend:
         self.name = name
         self._executor = ThreadPoolExecutor(
             max_workers=1,
-            thread_name_prefix="llm-step",
-            initializer=_set_threads,
+            thread_name_prefix="llm-decode",
+            initializer=set_threads,
             initargs=(threads,),
         )
-        self._stop_ids = _stop_token_ids(model, tokenizer)
+        self._queue = AdmissionQueue(concurrency=1, max_queued=max_queued)
+        self._stop_ids = stop_token_ids(model, tokenizer)
         self._context_length = int(getattr(model.config, "max_position_embeddings", 2048))
+        self._prefill_chunk = PREFILL_CHUNK.get(device.type, PREFILL_CHUNK["cpu"])
+        self._active: _Job | None = None
 
     @classmethod
     def load(
@@ -159,9 +110,10 @@ class TransformersBackend:
         threads: int | None = None,
         *,
         dtype: torch.dtype | None = None,
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> TransformersBackend:
         """Load a prepared model folder; `dtype` defaults to `default_dtype(device)`."""
-        _set_threads(threads)
+        set_threads(threads)
         torch_device = torch.device(device)
         if dtype is None:
             dtype = default_dtype(torch_device)
@@ -177,7 +129,14 @@ class TransformersBackend:
             dtype,
             time.perf_counter() - started,
         )
-        return cls(model, tokenizer, device=torch_device, threads=threads, name=Path(path).name)
+        return cls(
+            model,
+            tokenizer,
+            device=torch_device,
+            threads=threads,
+            name=Path(path).name,
+            max_queued=max_queued,
+        )
 
     @property
     def tokenizer(self) -> Any:
@@ -191,6 +150,10 @@ class TransformersBackend:
     def context_length(self) -> int:
         return self._context_length
 
+    @property
+    def queue(self) -> AdmissionQueue:
+        return self._queue
+
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -202,39 +165,130 @@ class TransformersBackend:
         ]
         return render_prompt_ids(cleaned, self._tokenizer)
 
+    def admit(self) -> Admission:
+        return self._queue.admit()
+
     def close(self) -> None:
+        if self._active is not None:
+            self._active.stop.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    async def aclose(self) -> None:
+        self.close()
+
     async def stream(
-        self, messages: list[dict[str, str]], params: GenerationParams
+        self,
+        messages: Sequence[dict[str, str]],
+        params: GenerationParams,
+        admission: Admission | None = None,
     ) -> AsyncGenerator[str, None]:
-        """Yield the reply as non-empty text deltas as tokens are produced."""
+        """Yield the reply as non-empty text deltas as tokens are produced.
+
+        A reply cut by `max_new_tokens` ends at its last whole sentence (`SentenceBoundedText`).
+        """
         detokenizer = IncrementalDetokenizer(self._tokenizer)
+        text = SentenceBoundedText(params.max_new_tokens)
+        count = 0
         # aclosing: when our consumer stops, the token stream is closed at once, not at GC.
-        async with contextlib.aclosing(self.stream_tokens(messages, params)) as tokens:
+        async with contextlib.aclosing(self.stream_tokens(messages, params, admission)) as tokens:
             async for token_id in tokens:
-                delta = detokenizer.add(token_id)
-                if delta:
-                    yield delta
-        tail = detokenizer.flush()
+                count += 1
+                piece = text.add(detokenizer.add(token_id), count)
+                if piece:
+                    yield piece
+        tail = text.add(detokenizer.flush(), count)
+        tail += text.finish(cut_by_bound=count >= params.max_new_tokens)
         if tail:
             yield tail
 
     async def stream_tokens(
-        self, messages: list[dict[str, str]], params: GenerationParams
+        self,
+        messages: Sequence[dict[str, str]],
+        params: GenerationParams,
+        admission: Admission | None = None,
     ) -> AsyncGenerator[int, None]:
         """Yield the reply's token ids (control tokens excluded) as they are sampled.
 
         Stops at an end-of-turn token, at `max_new_tokens`, or, within the last
-        `SENTENCE_END_WINDOW` tokens of that bound, right after a sentence ends.
+        `sentence_window` tokens of that bound, right after a sentence ends. Raises
+        `haven.errors.Busy` before anything else when the queue is full. When the consumer
+        closes the stream, the worker is stopped and this returns once it has stopped.
         """
-        prompt_ids = self.encode_messages(messages)
-        if len(prompt_ids) + params.max_new_tokens > self._context_length:
-            raise ValueError(
-                f"prompt of {len(prompt_ids)} tokens plus max_new_tokens={params.max_new_tokens} "
-                f"exceeds the model's context of {self._context_length}"
-            )
-        own_words = [
+        if admission is None:
+            admission = self.admit()
+        submitted = False
+        try:
+            prompt_ids = self.encode_messages(messages)
+            if len(prompt_ids) + params.max_new_tokens > self._context_length:
+                raise ValueError(
+                    f"prompt of {len(prompt_ids)} tokens plus max_new_tokens="
+                    f"{params.max_new_tokens} exceeds the model's context of "
+                    f"{self._context_length}"
+                )
+            state = self._new_state(self._own_words(messages), params)
+            await admission.start()
+            loop = asyncio.get_running_loop()
+            items: asyncio.Queue[_Item] = asyncio.Queue()
+            job = _Job(prompt_ids, state, params, emit=_poster(loop, items))
+            done = loop.run_in_executor(self._executor, self._run, job)
+            submitted = True
+            # The place in the queue is given back when the worker is idle again, not when
+            # the consumer leaves: the next reply never waits behind a half-stopped one.
+            done.add_done_callback(lambda _: admission.release())
+            try:
+                while not isinstance(item := await items.get(), _End):
+                    if isinstance(item, Exception):
+                        raise item
+                    yield item
+            finally:
+                job.stop.set()
+                await asyncio.wait({done})
+        finally:
+            if not submitted:
+                admission.release()
+
+    def _run(self, job: _Job) -> None:
+        """The worker thread's whole part of one reply."""
+        self._active = job
+        try:
+            self._decode(job)
+        except Exception as error:
+            # Delivered to the stream, which raises it to whoever reads the reply.
+            job.emit(error)
+        finally:
+            self._active = None
+            job.emit(_END)
+
+    def _decode(self, job: _Job) -> None:
+        params, state = job.params, job.state
+        window_start = params.max_new_tokens - sentence_window(params.max_new_tokens)
+        token_id = self._prefill(job)
+        reply: list[int] = []
+        while token_id is not None and token_id not in self._stop_ids:
+            reply.append(token_id)
+            job.emit(token_id)
+            if len(reply) >= params.max_new_tokens:
+                return
+            if len(reply) >= window_start and self._ends_sentence(reply):
+                return
+            if job.stop.is_set():
+                return
+            token_id = self._step(state, [token_id])
+
+    def _prefill(self, job: _Job) -> int | None:
+        """Read the prompt chunk by chunk; the first reply token, or None if stopped meanwhile."""
+        ids, size = job.prompt_ids, self._prefill_chunk
+        last = ((len(ids) - 1) // size) * size
+        for start in range(0, last, size):
+            if job.stop.is_set():
+                return None
+            self._fill(job.state, ids[start : start + size])
+        if job.stop.is_set():
+            return None
+        return self._step(job.state, ids[last:])
+
+    def _own_words(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        return [
             token_id
             for message in messages
             if message.get("role") == "assistant"
@@ -243,103 +297,30 @@ class TransformersBackend:
             ]
             if token_id not in self._stop_ids
         ]
-        state = self._new_state(own_words, params)
-        window_start = params.max_new_tokens - min(SENTENCE_END_WINDOW, params.max_new_tokens // 4)
-        loop = asyncio.get_running_loop()
-        reply: list[int] = []
 
-        token_id = await loop.run_in_executor(self._executor, self._step, state, prompt_ids)
-        while token_id not in self._stop_ids:
-            reply.append(token_id)
-            yield token_id
-            if len(reply) >= params.max_new_tokens:
-                break
-            if len(reply) >= window_start and self._ends_sentence(reply):
-                break
-            token_id = await loop.run_in_executor(self._executor, self._step, state, [token_id])
+    def _new_state(self, penalised: list[int], params: GenerationParams) -> DecodeState:
+        return new_state(penalised, params, self._device)
 
-    def _new_state(self, penalised: list[int], params: GenerationParams) -> _DecodeState:
-        processors = LogitsProcessorList()
-        if params.repetition_penalty != 1.0:
-            processors.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
-        greedy = params.temperature == 0.0
-        if not greedy:
-            processors.append(TemperatureLogitsWarper(params.temperature))
-            if params.top_p < 1.0:
-                processors.append(TopPLogitsWarper(params.top_p))
-        rng = torch.Generator(device=self._device)
-        rng.manual_seed(params.seed if params.seed is not None else secrets.randbits(63))
-        return _DecodeState(
-            processors=processors,
-            greedy=greedy,
-            rng=rng,
-            penalised=torch.tensor([penalised], dtype=torch.long, device=self._device),
-        )
+    def _fill(self, state: DecodeState, input_ids: list[int]) -> None:
+        fill(self._model, state, input_ids, self._device)
 
-    def _step(self, state: _DecodeState, input_ids: list[int]) -> int:
-        """One forward pass (the whole prompt first, then one token) and the next token's id."""
-        with torch.inference_mode():
-            ids = torch.tensor([input_ids], dtype=torch.long, device=self._device)
-            if state.steps:
-                # After the prompt pass, the input is the token just sampled for this reply.
-                state.penalised = torch.cat([state.penalised, ids], dim=1)
-            # logits_to_keep=1: the prompt pass needs only the last position's logits.
-            out = self._model(input_ids=ids, cache=state.past, use_cache=True, logits_to_keep=1)
-            state.past = out.cache
-            state.steps += 1
-            scores = out.logits[:, -1, :].float()
-            scores = state.processors(cast(torch.LongTensor, state.penalised), scores)
-            if state.greedy:
-                return int(scores.argmax(dim=-1).item())
-            probs = torch.softmax(scores, dim=-1)
-            return int(torch.multinomial(probs, num_samples=1, generator=state.rng).item())
+    def _step(self, state: DecodeState, input_ids: list[int]) -> int:
+        return step(self._model, state, input_ids, self._device)
 
     def _ends_sentence(self, reply: list[int]) -> bool:
         tail: str = self._tokenizer.decode(
             reply[-4:], skip_special_tokens=True, clean_up_tokenization_spaces=False
         )
-        return bool(_SENTENCE_END.search(tail))
+        return ends_sentence(tail)
 
 
-def default_dtype(device: torch.device) -> torch.dtype:
-    """The faster dtype for `device`: bfloat16 where the hardware has it, else fp16/float32."""
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type != "cpu":
-        return torch.bfloat16
-    # Measured on a 2-core AMD EPYC with AVX512-BF16 (bench/README.md): bf16 decodes 1.3-1.6x
-    # faster than float32 and cuts time to first token 2-3x. CPUs without native bf16
-    # instructions have to convert on every matmul, so float32 stays the choice there.
-    if _cpu_flag("_is_avx512_bf16_supported") or _cpu_flag("_is_amx_tile_supported"):
-        return torch.bfloat16
-    return torch.float32
+def _poster(
+    loop: asyncio.AbstractEventLoop, items: asyncio.Queue[_Item]
+) -> Callable[[_Item], None]:
+    """Hands the worker's output to the event loop; dropped if the loop has already closed."""
 
+    def post(item: _Item) -> None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(items.put_nowait, item)
 
-def _cpu_flag(name: str) -> bool:
-    # Private torch helpers: absent in some builds, in which case bf16 is not assumed.
-    probe = getattr(torch.cpu, name, None)
-    return bool(probe()) if callable(probe) else False
-
-
-def _set_threads(threads: int | None) -> None:
-    # Called on the step thread too: with OpenMP the thread count can be per calling thread.
-    if threads is not None and threads > 0:
-        torch.set_num_threads(threads)
-
-
-def _stop_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
-    """End-of-turn ids plus every control token, none of which belongs in a reply."""
-    ids: set[int] = set(getattr(tokenizer, "all_special_ids", ()))
-    for token_id, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
-        if getattr(added, "special", False):
-            ids.add(int(token_id))
-    generation_config = getattr(model, "generation_config", None)
-    eos = getattr(generation_config, "eos_token_id", None)
-    if isinstance(eos, int):
-        ids.add(eos)
-    elif eos is not None:
-        ids.update(int(i) for i in eos)
-    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if isinstance(im_end, int) and im_end != getattr(tokenizer, "unk_token_id", None):
-        ids.add(im_end)
-    return frozenset(ids)
+    return post

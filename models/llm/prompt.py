@@ -1,4 +1,9 @@
-"""The system prompt and the chat messages for one assistant turn, fitted to a token budget."""
+"""The system prompt and the chat messages for one reply, fitted to a token budget.
+
+The system prompt tells the model how to carry out the turn's intent (chosen by the intent
+planner, or imposed by the safety policy) and adds the safety instructions the risk calls for.
+Critical risk never reaches a model: that turn gets a fixed, reviewed reply instead.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from haven.risk import RiskLevel
+from models.llm.prompt_fit import PromptMeasure, measure_for
+from models.llm.prompt_fit import render_prompt_ids as render_prompt_ids
+from models.llm.prompt_fit import strip_special_tokens as strip_special_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -21,48 +29,63 @@ BASE_PROMPT = (
     "When someone has been struggling a lot or for a long time, gently encourage them to reach "
     "out to a mental-health professional or someone they trust."
 )
+# Safe-messaging practice for suicide and self-harm, in every prompt: a topic can surface at any
+# risk level, and the classifier can under-read a message.
+SAFE_MESSAGING = (
+    "If self-harm or suicide comes up, take it seriously and never describe methods, means, "
+    "amounts or places, never present it as a solution or a way out, and never judge, argue or "
+    "lecture. Do not promise secrecy or outcomes."
+)
 
+SAFETY_CHECK_IN = "safety_check_in"
 INTENT_INSTRUCTIONS: dict[str, str] = {
     "validate": (
-        "In this reply, acknowledge their feelings and let them know those feelings make sense."
+        "In this reply, validate: name the feeling you hear and tell them it makes sense given "
+        "what they are going through. Do not rush to fix it or give advice."
     ),
     "reflect": (
-        "In this reply, reflect back in your own words what they said and how they seem to feel."
+        "In this reply, reflect: say back in your own words the heart of what they said and how "
+        "they seem to feel, so they know they were heard. Add no advice and no new topic."
     ),
-    "question": "In this reply, ask one gentle, open question that helps them say more.",
+    "question": (
+        "In this reply, ask one gentle, open question (what or how, not why) that helps them "
+        "say more. Ask only that one question."
+    ),
     "reassure": (
-        "In this reply, offer calm reassurance without dismissing their feelings or promising "
-        "outcomes."
+        "In this reply, reassure: calmly tell them their reaction is understandable and that "
+        "they are not alone, without dismissing the feeling or promising how things will turn "
+        "out."
     ),
     "suggest": (
-        "In this reply, offer one small, practical coping idea they could try, as an option, "
-        "not an order."
+        "In this reply, offer one small coping idea they could try now, such as slow breathing, "
+        "a short walk, writing their thoughts down or talking to someone they trust, as an "
+        "option, not an order."
     ),
     "inform": (
-        "In this reply, share brief, accurate general information in plain words, without "
-        "medical advice."
+        "In this reply, share brief, accurate, general information in plain words. Give no "
+        "medical or medication advice; for specifics, suggest a professional."
     ),
-    "other": "In this reply, respond naturally and kindly to what they said.",
-    "safety_check_in": (
-        "In this reply, gently ask how safe they feel right now and whether they are having "
-        "thoughts of hurting themselves."
+    "other": (
+        "In this reply, respond naturally and kindly to what they said, and gently leave room "
+        "for them to share how they are doing."
     ),
-    "crisis_support": (
-        "In this reply, focus on their safety: stay calm and caring and help them reach crisis "
-        "support right now."
+    # Filled with the crisis lines of the deployment (`Settings.crisis_hotline/crisis_text`).
+    SAFETY_CHECK_IN: (
+        "Their safety comes first in this reply. Calmly ask whether they are safe right now. "
+        "Take what they said seriously: never minimise it or argue with it. Tell them they do "
+        "not have to face this alone and encourage them to reach out now: call or text "
+        "{hotline}, or text HOME to {text_line}; if they are in immediate danger, they should "
+        "call emergency services. Encourage them to contact someone they trust as well. Never "
+        "mention methods, means or places of self-harm, even if asked."
     ),
 }
 INTENTS: tuple[str, ...] = tuple(INTENT_INSTRUCTIONS)
+# Intent names the safety policy used before `safety_check_in` covered high risk.
+INTENT_ALIASES = {"crisis_support": SAFETY_CHECK_IN}
 
 MEDIUM_RISK_NOTE = (
-    "They may be going through a hard time: check in gently on how they are doing and remind "
-    "them that support is available."
-)
-# Placed last in the system prompt because small models weigh the end of the prompt most.
-CRISIS_NOTE = (
-    "Their safety comes first. Tell them gently that they do not have to face this alone, and "
-    "encourage them to call or text {hotline} now or text HOME to {text_line}; if they are in "
-    "immediate danger, they should call emergency services. Never discuss ways of self-harm."
+    "They may be going through a hard time: end your reply by gently checking in on how they "
+    "are coping, and remind them that support is there if they need it."
 )
 
 
@@ -82,6 +105,16 @@ class ChatTurn:
     text: str
 
 
+def resolve_intent(intent: str) -> str:
+    """The intent the prompt carries out for `intent`; unknown intents become `other`."""
+    intent = INTENT_ALIASES.get(intent, intent)
+    if intent not in INTENT_INSTRUCTIONS:
+        # The planner may learn intents before this table does; a kind reply is still right.
+        logger.warning("unknown intent %r; using 'other'", intent)
+        return "other"
+    return intent
+
+
 def system_prompt(
     *,
     intent: str,
@@ -92,48 +125,22 @@ def system_prompt(
     """The system prompt for one turn; raises ValueError for a risk level that does not exist."""
     # An unknown risk level means the turn was not assessed: fail loudly rather than guess.
     level = RiskLevel(risk_level)
-    instruction = INTENT_INSTRUCTIONS.get(intent)
-    if instruction is None:
-        # The planner may learn intents before this table does; a kind reply is still right.
-        logger.warning("unknown intent %r; using 'other'", intent)
-        instruction = INTENT_INSTRUCTIONS["other"]
-    parts = [BASE_PROMPT, instruction]
-    if level.at_least(RiskLevel.HIGH):
-        parts.append(CRISIS_NOTE.format(hotline=crisis_hotline, text_line=crisis_text))
-    elif level is RiskLevel.MEDIUM:
-        parts.append(MEDIUM_RISK_NOTE)
+    intent = resolve_intent(intent)
+    safety = INTENT_INSTRUCTIONS[SAFETY_CHECK_IN].format(
+        hotline=crisis_hotline, text_line=crisis_text
+    )
+    parts = [BASE_PROMPT, SAFE_MESSAGING]
+    if intent == SAFETY_CHECK_IN or level.at_least(RiskLevel.HIGH):
+        # Whatever the intent, high risk gets the safety instructions, placed last because
+        # small models weigh the end of the prompt most.
+        if intent != SAFETY_CHECK_IN:
+            parts.append(INTENT_INSTRUCTIONS[intent])
+        parts.append(safety)
+    else:
+        parts.append(INTENT_INSTRUCTIONS[intent])
+        if level is RiskLevel.MEDIUM:
+            parts.append(MEDIUM_RISK_NOTE)
     return " ".join(parts)
-
-
-def strip_special_tokens(text: str, tokenizer: Any) -> str:
-    """Remove control-token strings (`<|im_start|>`...) that a person typed.
-
-    The chat template is rendered to text and tokenised as a whole, so a typed `<|im_end|>` would
-    otherwise become a real turn boundary and let a message pose as the system prompt.
-    """
-    specials = _special_token_strings(tokenizer)
-    # Removing one occurrence can join two halves into a new one; repeat until stable.
-    while any(token in text for token in specials):
-        for token in specials:
-            text = text.replace(token, "")
-    return text
-
-
-def _special_token_strings(tokenizer: Any) -> tuple[str, ...]:
-    tokens = set(getattr(tokenizer, "all_special_tokens", ()))
-    for added in getattr(tokenizer, "added_tokens_decoder", {}).values():
-        if getattr(added, "special", False):
-            tokens.add(str(added))
-    return tuple(sorted((t for t in tokens if t), key=len, reverse=True))
-
-
-def render_prompt_ids(messages: Sequence[dict[str, str]], tokenizer: Any) -> list[int]:
-    """Token ids of `messages` in the model's chat template, ending with the assistant's cue."""
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-    # The template already holds every special token; letting the tokenizer add a BOS again
-    # would shift the prompt away from what the model was trained on.
-    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return ids
 
 
 def build_messages(
@@ -150,9 +157,11 @@ def build_messages(
 
     `history` is oldest first and ends with the user's newest message. Oldest turns are dropped
     first; the newest user turn is always kept, cut to its end if it alone is too long.
+    `tokenizer` None (a remote model): lengths are estimated from characters.
     """
     if not history or history[-1].role != "user":
         raise ValueError("history must end with the user's newest message")
+    measure = measure_for(tokenizer)
     system = {
         "role": "system",
         "content": system_prompt(
@@ -162,13 +171,10 @@ def build_messages(
             crisis_text=crisis_text,
         ),
     }
-    turns = [
-        {"role": turn.role, "content": strip_special_tokens(turn.text, tokenizer)}
-        for turn in history
-    ]
+    turns = [{"role": turn.role, "content": measure.clean(turn.text)} for turn in history]
 
     def fits(dropped: int) -> bool:
-        return len(render_prompt_ids([system, *turns[dropped:]], tokenizer)) <= max_prompt_tokens
+        return measure.count([system, *turns[dropped:]]) <= max_prompt_tokens
 
     # Fewer turns never render to more tokens, so the smallest number to drop is found by
     # bisection: a long history costs a few renders, not one per turn.
@@ -182,29 +188,28 @@ def build_messages(
                 low = middle + 1
         return [system, *turns[low:]]
 
-    newest = _truncate_to_fit(system, turns[-1]["content"], tokenizer, max_prompt_tokens)
+    newest = _truncate_to_fit(system, turns[-1]["content"], measure, max_prompt_tokens)
     return [system, {"role": "user", "content": newest}]
 
 
 def _truncate_to_fit(
-    system: dict[str, str], text: str, tokenizer: Any, max_prompt_tokens: int
+    system: dict[str, str], text: str, measure: PromptMeasure, max_prompt_tokens: int
 ) -> str:
-    overhead = len(render_prompt_ids([system, {"role": "user", "content": ""}], tokenizer))
+    overhead = measure.count([system, {"role": "user", "content": ""}])
     room = max_prompt_tokens - overhead
     if room <= 0:
         raise ValueError(
             f"max_prompt_tokens={max_prompt_tokens} leaves no room after the system prompt "
             f"({overhead} tokens)"
         )
-    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+    length = measure.length(text)
     # The end of a long message is kept: that is where people tend to say what they need now.
-    # Re-tokenising decoded text can merge differently, so shrink until the render fits.
-    keep = min(room, len(ids))
+    # Re-tokenising cut text can merge differently, so shrink until the render fits.
+    keep = min(room, length)
     while keep > 0:
-        tail = tokenizer.decode(ids[-keep:], skip_special_tokens=True).lstrip("\ufffd")
-        message = {"role": "user", "content": tail}
-        if len(render_prompt_ids([system, message], tokenizer)) <= max_prompt_tokens:
-            logger.info("newest message cut from %d to %d tokens to fit the prompt", len(ids), keep)
+        tail = measure.tail(text, keep)
+        if measure.count([system, {"role": "user", "content": tail}]) <= max_prompt_tokens:
+            logger.info("newest message cut from %d to %d tokens to fit the prompt", length, keep)
             return tail
         keep -= max(1, keep // 20)
     return ""

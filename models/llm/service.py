@@ -1,0 +1,95 @@
+"""One reply, start to end: queue place, intent, prompt, streamed text.
+
+The Serve deployment (`deployments.generator.ResponseGenerator`) is a thin wrapper around this
+class, so everything here runs in-process in tests, with any backend and any planner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+from typing import Protocol
+
+from haven.backends import ChatTurn, ReplyRequest
+from models.llm.backend import ChatBackend, GenerationParams
+from models.llm.prompt import build_messages, resolve_intent
+
+logger = logging.getLogger(__name__)
+
+# What a turn carries out when the planner is off or fails: acknowledging the feeling is the
+# reply that is right most often and harmful least often.
+DEFAULT_INTENT = "validate"
+
+
+class PlannedIntent(Protocol):
+    @property
+    def intent(self) -> str: ...
+
+
+class IntentPlanner(Protocol):
+    """Chooses what the next reply should do (`models.intent.planner.IntentPlanner`)."""
+
+    def plan(self, context: Sequence[ChatTurn]) -> PlannedIntent: ...
+
+
+class ReplyService:
+    def __init__(
+        self,
+        backend: ChatBackend,
+        params: GenerationParams,
+        *,
+        max_prompt_tokens: int,
+        crisis_hotline: str,
+        crisis_text: str,
+        planner: IntentPlanner | None = None,
+    ) -> None:
+        self.backend = backend
+        self.params = params
+        self._planner = planner
+        self._max_prompt_tokens = max_prompt_tokens
+        self._crisis_hotline = crisis_hotline
+        self._crisis_text = crisis_text
+
+    async def generate(self, request: ReplyRequest) -> AsyncGenerator[str, None]:
+        """Yields the intent the reply carries out, then the reply's text pieces.
+
+        Raises `haven.errors.Busy` before yielding anything when the backend's queue is full.
+        Closing the generator stops the model; a model error propagates out of it.
+        """
+        # Taken before anything is yielded so that a full queue is refused straight away.
+        admission = self.backend.admit()
+        try:
+            intent = request.intent or await self._plan(request.history)
+            # The intent goes out first, while the reply may still wait for the model.
+            yield intent
+            messages = build_messages(
+                request.history,
+                intent=intent,
+                risk_level=request.risk_level,
+                tokenizer=self.backend.tokenizer,
+                max_prompt_tokens=self._max_prompt_tokens,
+                crisis_hotline=self._crisis_hotline,
+                crisis_text=self._crisis_text,
+            )
+            stream = self.backend.stream(messages, self.params, admission)
+            async with aclosing(stream) as pieces:
+                async for piece in pieces:
+                    yield piece
+        finally:
+            # Normally the backend has given the place back already; this covers a reply that
+            # ended before reaching the model.
+            admission.release()
+
+    async def _plan(self, history: Sequence[ChatTurn]) -> str:
+        if self._planner is None:
+            return DEFAULT_INTENT
+        try:
+            # Off the event loop: the planner is a model too, and other replies are streaming.
+            prediction = await asyncio.to_thread(self._planner.plan, history)
+        except Exception:
+            # A reply with the default intent serves the person better than no reply.
+            logger.exception("intent planning failed; using %r", DEFAULT_INTENT)
+            return DEFAULT_INTENT
+        return resolve_intent(prediction.intent)
