@@ -23,6 +23,7 @@ from ray.serve._private import api as serve_api
 from ray.serve._private.constants import SERVE_NAMESPACE
 from ray.serve.schema import ServeDeploySchema
 
+from deployments import proxy_hooks
 from haven.settings import Settings
 from haven.storage import migrate
 
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     migrate.upgrade(settings.resolved_database_url)
     config = load_config(args.config, port=port)
 
+    # The proxy reads its WebSocket limits from the node's environment, not from the app.
+    os.environ.setdefault("HAVEN_MAX_FRAME_BYTES", str(settings.max_frame_bytes))
+    proxy_hooks.install()
     address = os.environ.get("RAY_ADDRESS", "local")
     ray.init(address=address, namespace=SERVE_NAMESPACE, include_dashboard=False)
     try:

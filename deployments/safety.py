@@ -3,35 +3,57 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 
 from deployments.device import pick_device
 from haven.risk import Assessment, RiskLevel
-
-# How many earlier messages of the person are read together with the new one.
-CONTEXT_MESSAGES = 3
+from models.safety.pipeline import combine, context_text
 
 
 class SafetyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Which classifier runs and how; swapping models needs only these settings."""
 
-    head_path: str | None = None  # None: the head committed with the project
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    # default: MiniLM + the head at head_path (None: the committed head);
+    # huggingface: any local sequence-classification folder at model_path.
+    model: Literal["default", "huggingface"] = "default"
+    head_path: str | None = None
+    model_path: str | None = None
+    # The Hugging Face model's label names -> risk levels; None: labels named after the levels.
+    label_map: dict[str, RiskLevel] | None = None
+    # Level -> minimum P(that level or above); None: the head's own (argmax for other models).
+    thresholds: dict[RiskLevel, float] | None = None
     device: str = "auto"
     threads: int | None = Field(default=None, ge=1)
     max_batch_size: int = Field(default=32, ge=1)
     batch_wait_timeout_s: float = Field(default=0.005, ge=0)
 
+    @model_validator(mode="after")
+    def _check(self) -> SafetyOptions:
+        if self.model == "huggingface" and not self.model_path:
+            raise ValueError("safety.model 'huggingface' needs safety.model_path")
+        if self.thresholds and RiskLevel.NONE in self.thresholds:
+            raise ValueError("safety.thresholds: 'none' is what is left when no level is reached")
+        return self
+
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=256)
 class SafetyClassifier:
     def __init__(self, options: SafetyOptions) -> None:
-        from models.safety.classifier import SafetyModel
+        from models.safety.loading import load_risk_model
 
-        self._model = SafetyModel.load(
-            Path(options.head_path) if options.head_path else None,
+        self._model = load_risk_model(
+            options.model,
+            model_path=options.model_path,
+            head_path=options.head_path,
+            label_map={k: v.value for k, v in (options.label_map or {}).items()} or None,
+            thresholds={k.value: v for k, v in options.thresholds.items()}
+            if options.thresholds
+            else None,
             device=pick_device(options.device),
             threads=options.threads,
         )
@@ -41,14 +63,15 @@ class SafetyClassifier:
 
     async def assess(self, text: str, context: list[str]) -> Assessment:
         """The new message alone, and read after the person's last few messages: the higher
-        of the two, so that "ok" after a described plan is still taken seriously."""
-        recent = context[-CONTEXT_MESSAGES:]
-        if not recent:
-            return await self._assess_batch(text)
+        of the two, so that "ok" after a described plan is still taken seriously; then the
+        rule layer, which can only raise the level."""
+        joined = context_text(text, context)
+        if joined is None:
+            return combine(text, context, await self._assess_batch(text), None)
         alone, in_context = await asyncio.gather(
-            self._assess_batch(text), self._assess_batch("\n".join([*recent, text]))
+            self._assess_batch(text), self._assess_batch(joined)
         )
-        return max(alone, in_context, key=lambda a: RiskLevel(a.risk_level).rank)
+        return combine(text, context, alone, in_context)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def _assess_batch(self, texts: list[str]) -> list[Assessment]:

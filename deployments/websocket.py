@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import msgpack
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
@@ -24,7 +22,14 @@ from actors.connection import SocketTicket
 from deployments.outbox import Outbox
 from deployments.services import GatewayServices
 from haven.auth import TokenClaims
-from haven.codec import SUBPROTOCOL_MSGPACK, Codec, decode_frame, negotiate
+from haven.codec import (
+    SUBPROTOCOL_MSGPACK,
+    Codec,
+    decode_frame,
+    encode_json_frame,
+    exceeds_frame_limit,
+    negotiate,
+)
 from haven.errors import CloseCode, FrameTooLarge, HavenError, InvalidMessage, InvalidToken
 from haven.protocol import Auth, Connection, ErrorEvent
 
@@ -186,9 +191,9 @@ async def _read(
         data: str | bytes | None = event.get("text")
         if data is None:
             data = event.get("bytes") or b""
-        if len(data) > settings.max_frame_bytes or (
-            isinstance(data, str) and len(data.encode()) > settings.max_frame_bytes
-        ):
+        # The proxy refuses larger frames itself (`deployments.proxy_hooks`); this holds
+        # when it runs without that limit.
+        if exceeds_frame_limit(data, settings.max_frame_bytes):
             await _close_with(websocket, codec, FrameTooLarge())
             return
         try:
@@ -214,15 +219,8 @@ async def _refresh(svc: GatewayServices, user_id: str, socket_id: str, token: st
     await svc.connections.refresh(user_id, socket_id, claims.jti or None, float(claims.expires_at))
 
 
-def _encode(codec: Codec, frame: str) -> str | bytes:
-    if codec is Codec.JSON:
-        return frame
-    packed: bytes = msgpack.packb(json.loads(frame), use_bin_type=True)
-    return packed
-
-
 async def _send(websocket: WebSocket, codec: Codec, frame: str) -> None:
-    data = _encode(codec, frame)
+    data = encode_json_frame(frame, codec)
     if isinstance(data, bytes):
         await websocket.send_bytes(data)
     else:

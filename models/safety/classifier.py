@@ -1,13 +1,13 @@
-"""The crisis-risk classifier the service runs: the frozen MiniLM encoder and the trained head."""
+"""The default crisis-risk classifier: the frozen MiniLM encoder and the trained head."""
 
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from haven.risk import Assessment, RiskLevel
-from models.safety.encoder import MiniLMEncoder
-from models.safety.head import Head, load_head
+from models.safety.encoder import FEATURE_DIM, MiniLMEncoder, fast_dtype
+from models.safety.head import Head, decide, load_head
 
 DEFAULT_HEAD_PATH = pathlib.Path(__file__).resolve().parent / "weights" / "head.safetensors"
 MODEL_NAME = "minilm-l6-head"
@@ -17,7 +17,7 @@ MAX_CHARS = 10_000
 BATCH_SIZE = 32
 
 
-def _clean(text: str) -> str:
+def clean(text: str) -> str:
     # Lone surrogates (possible from JSON "\ud800" escapes) cannot be encoded for the tokenizer.
     return str(text)[:MAX_CHARS].encode("utf-8", "replace").decode("utf-8")
 
@@ -25,10 +25,18 @@ def _clean(text: str) -> str:
 class SafetyModel:
     """Assigns one of the five risk levels, with the per-level probabilities, to each message."""
 
-    def __init__(self, encoder: MiniLMEncoder, head: Head) -> None:
+    def __init__(
+        self,
+        encoder: MiniLMEncoder,
+        head: Head,
+        thresholds: Mapping[str, float] | None = None,
+    ) -> None:
         self.encoder = encoder
         self.head = head
-        self.model_id = f"{MODEL_NAME}@{head.version}"
+        # Thresholds given here (from the service config) replace the head's own.
+        self.thresholds = dict(thresholds) if thresholds is not None else head.thresholds
+        self.model_id = MODEL_NAME
+        self.model_version = head.version
 
     @classmethod
     def load(
@@ -36,23 +44,31 @@ class SafetyModel:
         head_path: pathlib.Path | None = None,
         device: str = "cpu",
         threads: int | None = None,
+        thresholds: Mapping[str, float] | None = None,
     ) -> SafetyModel:
         head = load_head(head_path or DEFAULT_HEAD_PATH)
-        return cls(MiniLMEncoder(device=device, threads=threads), head)
+        encoder = MiniLMEncoder(device=device, threads=threads, dtype=fast_dtype(device))
+        return cls(encoder, head, thresholds)
 
     def assess(self, texts: Sequence[str]) -> list[Assessment]:
         """One assessment per text, in the order given."""
         if not texts:
             return []
-        embeddings = self.encoder.encode([_clean(t) for t in texts], batch_size=BATCH_SIZE)
-        probabilities = self.head.probabilities(embeddings)
-        levels = self.head.decide(probabilities)
+        cleaned = [clean(t) for t in texts]
+        # Heads of the first format read the plain embedding, newer ones the richer features.
+        if self.head.input_dim == FEATURE_DIM:
+            embeddings = self.encoder.features(cleaned, batch_size=BATCH_SIZE)
+        else:
+            embeddings = self.encoder.encode(cleaned, batch_size=BATCH_SIZE)
+        probabilities = self.head.probabilities(embeddings, cleaned)
+        levels = decide(probabilities, self.thresholds)
         labels = self.head.labels
         return [
             Assessment(
                 risk_level=RiskLevel(labels[level]),
                 probabilities={name: float(p) for name, p in zip(labels, row, strict=True)},
                 model_id=self.model_id,
+                model_version=self.model_version,
             )
             for level, row in zip(levels, probabilities, strict=True)
         ]

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from haven.risk import RISK_LEVELS
 
 PUBLIC_TEST_FRACTION = 0.2
-WRITTEN_TEST_FRACTION = 0.25
 CSSRS_POSTS_PER_USER = 8
 MIN_POST_CHARS = 30
 TWITTER_NEGATIVE_CAP = 2500
@@ -149,19 +148,9 @@ def load_counsel_chat(data_dir: pathlib.Path) -> list[Example]:
     return out
 
 
+PUBLIC_SOURCES = ("cssrs", "sdcnl", "twitter", "esconv", "counsel_chat")
+
+
 def load_public(data_dir: pathlib.Path) -> list[Example]:
     loaders = (load_cssrs, load_sdcnl, load_twitter_negatives, load_esconv, load_counsel_chat)
     return [ex for load in loaders for ex in load(data_dir)]
-
-
-def load_written(path: pathlib.Path) -> list[Example]:
-    out: list[Example] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            item = json.loads(line)
-            out.append(
-                _example(
-                    item["text"], item["level"], "written", item["text"], WRITTEN_TEST_FRACTION
-                )
-            )
-    return out

@@ -14,34 +14,40 @@ from collections.abc import Sequence
 import numpy as np
 
 from models.safety.datasets import Example
-from models.safety.encoder import EMBEDDING_DIM, ENCODER_NAME, MiniLMEncoder
+from models.safety.encoder import EMBEDDING_DIM, ENCODER_NAME, FEATURE_DIM, MiniLMEncoder
 
 
-def _key(encoder: MiniLMEncoder, source: str, texts: Sequence[str]) -> str:
-    h = hashlib.sha256(f"{ENCODER_NAME}|{encoder.max_length}|{source}".encode())
+def _key(encoder: MiniLMEncoder, source: str, texts: Sequence[str], kind: str) -> str:
+    h = hashlib.sha256(f"{ENCODER_NAME}|{encoder.max_length}|{source}|{kind}".encode())
     for text in texts:
         h.update(text.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
-    return f"{source}-{h.hexdigest()[:16]}.npy"
+    return f"{source}-{kind}-{h.hexdigest()[:16]}.npy"
 
 
 def embed_cached(
-    encoder: MiniLMEncoder, examples: Sequence[Example], cache_dir: pathlib.Path
+    encoder: MiniLMEncoder,
+    examples: Sequence[Example],
+    cache_dir: pathlib.Path,
+    rich: bool = True,
 ) -> np.ndarray:
-    """Embeddings for `examples`, in order, computing only the sources not cached yet."""
-    out = np.zeros((len(examples), EMBEDDING_DIM), dtype=np.float32)
+    """Features (`rich`, see `MiniLMEncoder.features`) or plain embeddings for `examples`, in
+    order, computing only the sources not cached yet."""
+    kind = "features" if rich else "embedding"
+    out = np.zeros((len(examples), FEATURE_DIM if rich else EMBEDDING_DIM), dtype=np.float32)
     by_source: dict[str, list[int]] = {}
     for i, example in enumerate(examples):
         by_source.setdefault(example.source, []).append(i)
     cache_dir.mkdir(parents=True, exist_ok=True)
     for source, idx in by_source.items():
         texts = [examples[i].text for i in idx]
-        path = cache_dir / _key(encoder, source, texts)
+        path = cache_dir / _key(encoder, source, texts, kind)
         if path.exists():
             vectors = np.load(path)
         else:
             print(f"embedding {len(texts)} texts from {source}", file=sys.stderr, flush=True)
-            vectors = encoder.encode(texts, batch_size=32)
+            run = encoder.features if rich else encoder.encode
+            vectors = run(texts, batch_size=32)
             tmp = path.with_suffix(".tmp.npy")
             np.save(tmp, vectors)
             tmp.replace(path)

@@ -1,7 +1,11 @@
-"""The safety head: a multinomial logistic regression over sentence embeddings, and its file format.
+"""The safety head: a small network over the sentence embedding plus hashed n-gram features,
+its decision rule, and its file format.
 
-The file is plain safetensors (`weight` [5, 384], `bias` [5]) so any runtime can read it; the
-labels, version, decision rule and a summary of the training data travel in its metadata.
+logits = out(relu(hidden(embedding))) + ngram features @ ngram.weight. The file is plain
+safetensors (`hidden.weight` [H, 384], `hidden.bias`, `out.weight` [5, H], `out.bias`,
+`ngram.weight` [buckets, 5]) so any runtime can read it; labels, version, the per-level
+thresholds and a summary of the training data travel in its metadata. Files of the first format
+(one linear layer, `weight` and `bias`) still load.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,53 +21,77 @@ from safetensors import safe_open
 from safetensors.numpy import load_file
 
 from haven.risk import RISK_LEVELS
+from models.safety import ngrams
 
-HEAD_FORMAT = "haven-safety-head/1"
-_HIGH = RISK_LEVELS.index("high")
+HEAD_FORMAT = "haven-safety-head/2"
+_READABLE = ("haven-safety-head/1", HEAD_FORMAT)
+
+
+def decide(probabilities: np.ndarray, thresholds: Mapping[str, float] | None) -> np.ndarray:
+    """Level index per row: the highest level L whose P(level >= L) reaches thresholds[L];
+    levels without a threshold are skipped, and no threshold at all means plain argmax."""
+    if not thresholds:
+        return probabilities.argmax(axis=1)
+    at_least = np.cumsum(probabilities[:, ::-1], axis=1)[:, ::-1]
+    levels = np.zeros(len(probabilities), dtype=np.int64)
+    for index in range(1, probabilities.shape[1]):
+        threshold = thresholds.get(RISK_LEVELS[index])
+        if threshold is not None:
+            levels = np.where(at_least[:, index] >= threshold, index, levels)
+    return levels
 
 
 # eq=False: field-wise == on numpy arrays is ambiguous, identity is the useful equality.
 @dataclass(frozen=True, eq=False)
 class Head:
-    weight: np.ndarray
-    bias: np.ndarray
+    tensors: Mapping[str, np.ndarray]
     labels: tuple[str, ...] = RISK_LEVELS
     version: str = "0"
-    # P(high) + P(critical) at or above this escalates the decision to high or critical even
-    # when a lower level has the single largest probability; None means plain argmax.
-    escalate_threshold: float | None = None
+    # Level name -> minimum P(level or above); None or {} means argmax.
+    thresholds: Mapping[str, float] | None = None
     training: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.weight.shape != (len(self.labels), self.weight.shape[1]):
-            raise ValueError(f"weight shape {self.weight.shape} does not match labels")
-        if self.bias.shape != (len(self.labels),):
-            raise ValueError(f"bias shape {self.bias.shape} does not match labels")
         if tuple(self.labels) != RISK_LEVELS:
             raise ValueError(f"head labels {self.labels} are not the service's {RISK_LEVELS}")
+        if self.tensors["out.bias"].shape != (len(self.labels),):
+            raise ValueError(f"output shape {self.tensors['out.bias'].shape} does not match")
+        unknown = set(self.thresholds or {}) - set(RISK_LEVELS[1:])
+        if unknown:
+            raise ValueError(f"thresholds for unknown levels: {sorted(unknown)}")
 
-    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
-        logits = embeddings.astype(np.float64) @ self.weight.T.astype(np.float64) + self.bias
+    def logits(self, embeddings: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
+        h = embeddings.astype(np.float64)
+        if "hidden.weight" in self.tensors:
+            h = np.maximum(h @ self.tensors["hidden.weight"].T + self.tensors["hidden.bias"], 0.0)
+        out = h @ self.tensors["out.weight"].T.astype(np.float64) + self.tensors["out.bias"]
+        if "ngram.weight" in self.tensors:
+            if texts is None:
+                raise ValueError("this head reads n-grams: pass the texts")
+            out += ngrams.logits(self.tensors["ngram.weight"], texts)
+        return out
+
+    def probabilities(
+        self, embeddings: np.ndarray, texts: Sequence[str] | None = None
+    ) -> np.ndarray:
+        logits = self.logits(embeddings, texts)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
-        """Level index per row: argmax, escalated when high+critical mass reaches the threshold."""
-        levels = probabilities.argmax(axis=1)
-        if self.escalate_threshold is not None:
-            severe = probabilities[:, _HIGH:].sum(axis=1) >= self.escalate_threshold
-            top_severe = _HIGH + probabilities[:, _HIGH:].argmax(axis=1)
-            levels = np.where(severe & (levels < _HIGH), top_severe, levels)
-        return levels
+        return decide(probabilities, self.thresholds)
 
-    def predict(self, embeddings: np.ndarray) -> np.ndarray:
-        return self.decide(self.probabilities(embeddings))
+    @property
+    def input_dim(self) -> int:
+        first = self.tensors.get("hidden.weight", self.tensors["out.weight"])
+        return int(first.shape[1])
 
     @property
     def digest(self) -> str:
-        h = hashlib.sha256(np.ascontiguousarray(self.weight, dtype=np.float32).tobytes())
-        h.update(np.ascontiguousarray(self.bias, dtype=np.float32).tobytes())
+        h = hashlib.sha256()
+        for name in sorted(self.tensors):
+            h.update(np.ascontiguousarray(self.tensors[name], dtype=np.float32).tobytes())
         return h.hexdigest()[:8]
 
 
@@ -72,12 +100,11 @@ def save_head(head: Head, path: pathlib.Path) -> None:
         "format": HEAD_FORMAT,
         "labels": json.dumps(list(head.labels)),
         "version": head.version,
-        "escalate_threshold": json.dumps(head.escalate_threshold),
+        "thresholds": json.dumps(dict(head.thresholds) if head.thresholds else None),
         "training": json.dumps(head.training, sort_keys=True),
     }
-    tensors = {"weight": head.weight, "bias": head.bias}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_safetensors_bytes(tensors, metadata))
+    path.write_bytes(_safetensors_bytes(head.tensors, metadata))
 
 
 def _safetensors_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> bytes:
@@ -102,16 +129,18 @@ def _safetensors_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str,
 
 
 def load_head(path: pathlib.Path) -> Head:
-    tensors = load_file(str(path))
+    tensors = dict(load_file(str(path)))
     with safe_open(str(path), framework="numpy") as fh:
         metadata = fh.metadata() or {}
-    if metadata.get("format") != HEAD_FORMAT:
+    if metadata.get("format") not in _READABLE:
         raise ValueError(f"{path} is not a {HEAD_FORMAT} file")
+    if "weight" in tensors:  # the first format: one linear layer
+        tensors = {"out.weight": tensors.pop("weight"), "out.bias": tensors.pop("bias")}
+    thresholds = json.loads(metadata.get("thresholds", "null"))
     return Head(
-        weight=tensors["weight"],
-        bias=tensors["bias"],
+        tensors=tensors,
         labels=tuple(json.loads(metadata["labels"])),
         version=metadata.get("version", "0"),
-        escalate_threshold=json.loads(metadata.get("escalate_threshold", "null")),
+        thresholds=thresholds,
         training=json.loads(metadata.get("training", "{}")),
     )

@@ -56,3 +56,39 @@ def summarise(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, object]:
         "per_level": per_level,
         "confusion": {"labels": list(RISK_LEVELS), "rows_true_cols_pred": matrix.tolist()},
     }
+
+
+def per_level_prf(matrix: np.ndarray) -> dict[str, dict[str, float | int]]:
+    """Precision, recall, F1 and support of each level (0 where undefined)."""
+    out: dict[str, dict[str, float | int]] = {}
+    for i, name in enumerate(RISK_LEVELS):
+        support, predicted, hit = matrix[i].sum(), matrix[:, i].sum(), matrix[i, i]
+        precision = hit / predicted if predicted else 0.0
+        recall = hit / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[name] = {
+            "precision": round(float(precision), 4),
+            "recall": round(float(recall), 4),
+            "f1": round(float(f1), 4),
+            "support": int(support),
+        }
+    return out
+
+
+def report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, object]:
+    """The evaluation summary: macro F1 over the levels present, QWK, the two safety rates,
+    per-level precision/recall/F1 and the confusion matrix (rows = label)."""
+    matrix = confusion(y_true, y_pred)
+    levels = per_level_prf(matrix)
+    present = [v["f1"] for v in levels.values() if v["support"]]
+    severe, benign = y_true >= _HIGH, y_true < _HIGH - 1
+    qwk = quadratic_weighted_kappa(matrix)
+    return {
+        "n": len(y_true),
+        "macro_f1": round(float(np.mean(present)), 4) if present else None,
+        "quadratic_weighted_kappa": None if np.isnan(qwk) else round(qwk, 4),
+        "critical_miss_rate": _ratio(float((y_pred[severe] < _HIGH).sum()), severe.sum()),
+        "over_escalation_rate": _ratio(float((y_pred[benign] >= _HIGH).sum()), benign.sum()),
+        "per_level": levels,
+        "confusion": matrix.tolist(),
+    }

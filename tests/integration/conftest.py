@@ -15,6 +15,7 @@ from ray import serve
 from ray.serve._private.constants import SERVE_NAMESPACE
 from websockets.sync.client import ClientConnection, connect
 
+from deployments import proxy_hooks
 from deployments.launch import deploy, load_config, wait_ready
 from haven.storage import migrate
 from tests.paths import MODEL_CACHE_DIR, ROOT
@@ -38,8 +39,12 @@ class Server(RestSteps):
         # Registration hashes with argon2 on a busy 2-core machine: allow it time.
         super().__init__(httpx.Client(base_url=self.http, timeout=30))
 
-    def ws(self, token: str) -> ClientConnection:
-        return connect(f"ws://127.0.0.1:{self.port}/ws?token={token}", open_timeout=30)
+    def ws(self, token: str | None, query: str = "", **options: Any) -> ClientConnection:
+        url = f"ws://127.0.0.1:{self.port}/ws?token={token or ''}{query}"
+        return connect(url, open_timeout=30, **options)
+
+    def wait_ready(self) -> None:
+        wait_ready(self.port, timeout_s=240)
 
     def deploy(self) -> None:
         deploy(load_config(ROOT / "serve_config.yaml", port=self.port, args=self.config_args))
@@ -65,6 +70,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     args: dict[str, dict[str, Any]] = {
         "settings": {
             "environment": "test",
+            # A replica that is gone fails the turn closed quickly rather than after 10 s.
+            "safety_timeout_s": 5,
             "jwt_secret": SECRET,
             "data_dir": str(data_dir),
             "database_url": database_url,
@@ -73,6 +80,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # Short replies keep the tier fast; the length bound itself is tested in the unit tier.
         "generator": {"max_new_tokens": 24},
     }
+    # The proxy's WebSocket limits come from the environment Ray's processes inherit.
+    proxy_hooks.install()
     ray.init(address="local", namespace=SERVE_NAMESPACE, include_dashboard=False)
     server = Server(port=free_port(), config_args=args)
     try:

@@ -11,9 +11,10 @@ import pytest
 from haven.risk import RISK_LEVELS, Assessment, RiskLevel
 from models.safety.classifier import DEFAULT_HEAD_PATH, SafetyModel
 from models.safety.datasets import parse_post_list
-from models.safety.head import Head
+from models.safety.encoder import FEATURE_DIM
+from models.safety.fit import FitConfig, fit_head
+from models.safety.head import Head, decide, load_head, save_head
 from models.safety.metrics import confusion, quadratic_weighted_kappa, summarise
-from models.safety.train import fit_head, load_head, save_head, train_from_texts
 
 FIXTURE = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "safety" / "tiny.jsonl"
 
@@ -46,43 +47,72 @@ def _fixture_rows() -> list[dict[str, str]]:
     return [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines() if line]
 
 
+def _random_head(rng: np.random.Generator, **kwargs: object) -> Head:
+    tensors = {
+        "hidden.weight": rng.normal(size=(8, 384)).astype(np.float32),
+        "hidden.bias": rng.normal(size=8).astype(np.float32),
+        "out.weight": rng.normal(size=(5, 8)).astype(np.float32),
+        "out.bias": rng.normal(size=5).astype(np.float32),
+        "ngram.weight": rng.normal(size=(64, 5)).astype(np.float32),
+    }
+    return Head(tensors=tensors, **kwargs)  # type: ignore[arg-type]
+
+
 def test_training_pipeline_end_to_end(model: SafetyModel, tmp_path: pathlib.Path) -> None:
     rows = _fixture_rows()
     train_rows, held_rows = rows[0::2], rows[1::2]
-    head = train_from_texts(
-        [r["text"] for r in train_rows], [r["level"] for r in train_rows], encoder=model.encoder
-    )
+    texts = [r["text"] for r in train_rows]
+    labels = np.array([RISK_LEVELS.index(r["level"]) for r in train_rows])
+    config = FitConfig(hidden=32, epochs=60, batch_size=16, buckets=1024)
+    head = fit_head(model.encoder.encode(texts), texts, labels, config=config)
     path = tmp_path / "head.safetensors"
-    save_head(Head(head.weight, head.bias, version="test"), path)
+    save_head(Head(head.tensors, version="test"), path)
     loaded = SafetyModel(model.encoder, load_head(path))
-    assert loaded.model_id == "minilm-l6-head@test"
+    assert (loaded.model_id, loaded.model_version) == ("minilm-l6-head", "test")
 
     results = loaded.assess([r["text"] for r in held_rows])
     truth = np.array([RISK_LEVELS.index(r["level"]) for r in held_rows])
     pred = np.array([a.risk_level.rank for a in results])
-    # Five balanced levels: guessing scores 0.2 exact and a mean level error of 1.6; 30 training
-    # sentences give about 0.53 and 0.93 here.
+    # Five balanced levels: guessing scores 0.2 exact and a mean level error of 1.6.
     assert (pred == truth).mean() > 0.4
     assert np.abs(pred - truth).mean() < 1.2
 
 
 def test_head_file_round_trip(tmp_path: pathlib.Path) -> None:
-    rng = np.random.default_rng(0)
-    head = Head(
-        weight=rng.normal(size=(5, 384)).astype(np.float32),
-        bias=rng.normal(size=5).astype(np.float32),
+    head = _random_head(
+        np.random.default_rng(0),
         version="9+abc",
-        escalate_threshold=0.4,
-        training={"l2": 0.001, "train_counts": {"written/high": 3}},
+        thresholds={"low": 0.5, "medium": 0.4, "high": 0.3, "critical": 0.2},
+        training={"fit": {"hidden": 8}, "train_counts": {"written/high": 3}},
     )
     path = tmp_path / "h.safetensors"
     save_head(head, path)
     loaded = load_head(path)
-    np.testing.assert_array_equal(loaded.weight, head.weight)
-    np.testing.assert_array_equal(loaded.bias, head.bias)
+    for name, tensor in head.tensors.items():
+        np.testing.assert_array_equal(loaded.tensors[name], tensor)
     assert loaded.labels == RISK_LEVELS
-    assert (loaded.version, loaded.escalate_threshold) == ("9+abc", 0.4)
+    assert (loaded.version, loaded.thresholds) == ("9+abc", head.thresholds)
     assert loaded.training == head.training
+    # Saving is byte-stable, so an unchanged retrained head does not show up in git.
+    save_head(head, tmp_path / "again.safetensors")
+    assert path.read_bytes() == (tmp_path / "again.safetensors").read_bytes()
+    texts = ["one", "two words"]
+    x = np.random.default_rng(1).normal(size=(2, 384))
+    np.testing.assert_allclose(loaded.probabilities(x, texts), head.probabilities(x, texts))
+
+
+def test_first_format_linear_head_still_loads(tmp_path: pathlib.Path) -> None:
+    from models.safety.head import _safetensors_bytes
+
+    rng = np.random.default_rng(2)
+    weight, bias = rng.normal(size=(5, 384)), rng.normal(size=5)
+    metadata = {"format": "haven-safety-head/1", "labels": json.dumps(list(RISK_LEVELS))}
+    path = tmp_path / "v1.safetensors"
+    path.write_bytes(_safetensors_bytes({"weight": weight, "bias": bias}, metadata))
+    x = rng.normal(size=(3, 384))
+    logits = x @ weight.astype(np.float32).T + bias.astype(np.float32)
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(load_head(path).probabilities(x), expected, rtol=1e-5)
 
 
 def test_fit_head_is_deterministic() -> None:
@@ -90,17 +120,22 @@ def test_fit_head_is_deterministic() -> None:
     x = rng.normal(size=(50, 384))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     y = np.arange(50) % 5
-    first, second = fit_head(x, y), fit_head(x, y)
-    np.testing.assert_array_equal(first.weight, second.weight)
+    texts = [f"text number {i}" for i in range(50)]
+    config = FitConfig(hidden=16, epochs=3, buckets=256)
+    first, second = fit_head(x, texts, y, config=config), fit_head(x, texts, y, config=config)
     assert first.digest == second.digest
 
 
 def test_committed_head_metadata() -> None:
     head = load_head(DEFAULT_HEAD_PATH)
-    assert head.weight.shape == (5, 384) and head.bias.shape == (5,)
+    assert head.tensors["hidden.weight"].shape[1] == FEATURE_DIM
+    assert head.tensors["out.weight"].shape[0] == 5
     assert head.labels == RISK_LEVELS
     assert head.version.endswith(head.digest)
     assert head.training["train_counts"]
+    assert head.thresholds is not None and set(head.thresholds) == set(RISK_LEVELS[1:])
+    # Small enough for git.
+    assert DEFAULT_HEAD_PATH.stat().st_size < 5_000_000
 
 
 def test_committed_head_required_levels(model: SafetyModel) -> None:
@@ -117,9 +152,11 @@ def test_batch_keeps_order_and_matches_single(model: SafetyModel) -> None:
     batch = model.assess(texts)
     singles = [model.assess([t])[0] for t in texts]
     assert [a.risk_level for a in batch] == [s.risk_level for s in singles]
+    # On CPUs with bf16 the encoder runs in bf16, where padding in a batch moves the
+    # probabilities in the third decimal; in float32 they agree to 1e-6.
     for a, s in zip(batch, singles, strict=True):
         for level in RISK_LEVELS:
-            assert a.probabilities[level] == pytest.approx(s.probabilities[level], abs=1e-4)
+            assert a.probabilities[level] == pytest.approx(s.probabilities[level], abs=1e-2)
     assert batch[1].risk_level.at_least(RiskLevel.HIGH)
     assert not batch[0].risk_level.at_least(RiskLevel.MEDIUM)
 
@@ -145,17 +182,27 @@ def test_probabilities_are_a_distribution_over_all_levels(model: SafetyModel) ->
         assert set(a.probabilities) == set(RISK_LEVELS)
         assert sum(a.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
         assert all(0.0 <= p <= 1.0 for p in a.probabilities.values())
-        assert a.model_id == model.model_id and a.model_id.startswith("minilm-l6-head@")
+        assert a.model_id == "minilm-l6-head" and a.model_version == model.head.version
 
 
 def test_empty_batch(model: SafetyModel) -> None:
     assert model.assess([]) == []
 
 
-def test_escalation_threshold_raises_to_severe() -> None:
-    head = Head(np.zeros((5, 384), np.float32), np.zeros(5, np.float32), escalate_threshold=0.5)
-    probs = np.array([[0.45, 0.05, 0.0, 0.3, 0.2], [0.6, 0.1, 0.0, 0.2, 0.1]])
-    assert head.decide(probs).tolist() == [3, 0]
+def test_thresholds_pick_the_highest_level_reached() -> None:
+    probs = np.array(
+        [[0.45, 0.05, 0.0, 0.3, 0.2], [0.6, 0.1, 0.0, 0.2, 0.1], [0.1, 0.6, 0.3, 0, 0]]
+    )
+    assert decide(probs, None).tolist() == [0, 0, 1]
+    # P(>= low) is 0.55, 0.4 and 0.9; P(>= high) 0.5, 0.3 and 0; P(>= critical) 0.2, 0.1 and 0.
+    thresholds = {"low": 0.5, "medium": 0.5, "high": 0.4, "critical": 0.25}
+    assert decide(probs, thresholds).tolist() == [3, 0, 1]
+    assert decide(probs, {**thresholds, "critical": 0.15}).tolist() == [4, 0, 1]
+
+
+def test_config_thresholds_replace_the_heads(model: SafetyModel) -> None:
+    everything_critical = SafetyModel(model.encoder, model.head, {"critical": 0.0})
+    assert everything_critical.assess(["hello"])[0].risk_level is RiskLevel.CRITICAL
 
 
 def test_truncated_post_list_is_parsed_tolerantly() -> None:

@@ -1,0 +1,99 @@
+"""Throughput of the crisis-risk classifier in-process: latency per single message and
+messages per second in batches, through the same path the deployment uses (model + rules).
+
+    .venv/bin/python bench/safety_throughput.py --threads 2
+
+Prints one JSON line. Options: --threads, --singles (timed single messages), --batches,
+--batch-size, --head-path, --device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+import time
+
+# Run as a script from the repository root or anywhere else.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import torch
+
+from models.safety.classifier import SafetyModel
+from models.safety.pipeline import assess_conversations
+
+# Everyday support-chat messages of typical length (about 50 characters on average).
+MESSAGES = [
+    "hey, how's it going?",
+    "I feel a bit anxious about my exam tomorrow",
+    "this exam is killing me lol",
+    "I can't sleep again, it's 3am and my head won't stop",
+    "my girlfriend broke up with me last night and I don't know what to do",
+    "work has been so stressful, my manager keeps piling things on",
+    "thanks, that actually helped a lot",
+    "sometimes I wish I could just disappear for a while",
+    "I've been feeling really low for weeks and nothing seems to help",
+    "what are some good ways to calm down before a presentation?",
+    "I don't want to be here anymore",
+    "my mum is in hospital and I'm scared",
+    "I took the whole bottle",
+    "I keep thinking everyone would be better off without me",
+    "had a good day today actually, went for a walk with my dog",
+    "I'm so tired of pretending I'm fine at school, nobody notices anything",
+]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--singles", type=int, default=300)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--head-path", type=pathlib.Path, default=None)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    model = SafetyModel.load(args.head_path, device=args.device, threads=args.threads)
+    load_s = time.perf_counter() - started
+    items: list[tuple[str, list[str]]] = [(m, []) for m in MESSAGES]
+    assess_conversations(model, items)  # warm-up: first calls allocate and pick kernels
+
+    latencies: list[float] = []
+    for i in range(args.singles):
+        item = items[i % len(items)]
+        t0 = time.perf_counter()
+        assess_conversations(model, [item])
+        latencies.append((time.perf_counter() - t0) * 1000)
+
+    batch = [items[i % len(items)] for i in range(args.batch_size)]
+    t0 = time.perf_counter()
+    for _ in range(args.batches):
+        assess_conversations(model, batch)
+    batched_s = time.perf_counter() - t0
+
+    result = {
+        "bench": "safety_throughput",
+        "model": f"{model.model_id}@{model.model_version}",
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "load_s": round(load_s, 2),
+        "single_p50_ms": round(statistics.median(latencies), 2),
+        "single_p99_ms": round(_percentile(latencies, 0.99), 2),
+        "batched_messages_per_s": round(args.batches * args.batch_size / batched_s, 1),
+        "batch_size": args.batch_size,
+        "mean_chars": round(sum(len(m) for m in MESSAGES) / len(MESSAGES), 1),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""On-disk cache of turn embeddings, so retraining does not re-run the encoder.
+
+An entry is keyed by the encoder, its token limit and the exact texts, so a change to the data,
+the feature recipe or the encoder settings makes a new entry instead of reusing a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+from models.safety.encoder import ENCODER_NAME, MiniLMEncoder
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+CACHE_DIR = REPO_ROOT / ".cache" / "intent-embeddings"
+BATCH_SIZE = 32
+
+
+def cache_key(texts: list[str], max_tokens: int) -> str:
+    h = hashlib.sha256(f"{ENCODER_NAME}|{max_tokens}".encode())
+    for text in texts:
+        h.update(text.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return f"turns-{len(texts)}-{h.hexdigest()[:16]}.npy"
+
+
+def cached_embedder(
+    encoder: Callable[[], MiniLMEncoder], max_tokens: int, cache_dir: pathlib.Path = CACHE_DIR
+) -> Callable[[list[str]], np.ndarray]:
+    """An `embed` function for `featurise` that reads and fills the cache.
+
+    `encoder` is only called on a cache miss, so a retrain with a warm cache never loads MiniLM.
+    """
+
+    def embed(texts: list[str]) -> np.ndarray:
+        path = cache_dir / cache_key(texts, max_tokens)
+        if path.exists():
+            return np.load(path)
+        print(f"embedding {len(texts)} turns", file=sys.stderr, flush=True)
+        vectors = encoder().encode(texts, batch_size=BATCH_SIZE)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)
+        return vectors
+
+    return embed

@@ -1,0 +1,173 @@
+"""Screening of generated replies for method or means detail and for encouragement of harm.
+
+`unsafe_reply` runs on the accumulated reply after every streamed chunk, so it has to cost
+microseconds: each pattern only runs near words it cannot match without, found by plain
+substring search, so an ordinary reply skips nearly all of them. The patterns look for detail
+(doses, heights, instructions, where to get means) and for encouragement, not for the topic: a
+supportive reply may name suicide, crisis lines, feelings, sleep or taking medication as
+prescribed, and may ask "are you thinking of killing yourself?".
+"""
+
+from __future__ import annotations
+
+import re
+
+_AMOUNT = (
+    r"\b\d+(?:[.,]\d+)?\s*(?:mg|milligrams?|g|grams?|mcg|ml|"
+    r"(?:of (?:your|the|those|these|my|her|his|their) )?(?:[a-z-]+ ){0,2}"
+    r"(?:pills|tablets|capsules)|"
+    r"times the (?:normal |usual )?dose)\b"
+)
+_HEIGHT = r"\b\d+(?:[.,]\d+)?\s*(?:m|metres?|meters?|ft|feet|foot|stor(?:e)?ys?|stories|floors)\b"
+_LETHAL = (
+    r"\b(?:lethal|fatal|deadly|toxic|overdose|kill(?:s|ed)? (?:you|a person|someone)|die|death|"
+    r"(?:would|will|should|is|are) (?:be )?enough|do the (?:job|trick))"
+)
+_STRUCTURE = r"\b(?:bridges?|buildings?|towers?|cliffs?|overpass(?:es)?|car parks?|rooftops?)\b"
+_REFLECTION = re.compile(
+    r"\b(?:feel(?:s|ing)?(?: like)?|felt(?: like)?|think(?:ing)?|thought|believe|seems?(?: like)?|"
+    r"as if|not true|isn'?t true|tells? you|telling you|voice says?|part of you)\b[^.!?,]*$"
+)
+
+
+def _words(spec: str) -> tuple[str, ...]:
+    return tuple(spec.split("|"))
+
+
+# Each pattern has words without which it cannot match; plain substring tests (fast C code)
+# skip a pattern unless one is present, so an ordinary reply costs a few microseconds.
+_LETHAL_WORDS = _words(
+    "lethal|fatal|deadly|toxic|overdos|kill|die|death|enough|do the|pills|tablets|capsules"
+)
+_GATES: dict[str, tuple[str, ...]] = {
+    "dose_detail": _LETHAL_WORDS,
+    "height_detail": _words(
+        "fall|jump|drop|surviv|die|death|lethal|fatal|bridge|building|tower|cliff|"
+        "overpass|car park|rooftop"
+    ),
+    "method_instructions": _words(
+        "tie|tying|hang|cut|slit|slice|jump|overdos|poison|suffocat|asphyx|shoot|"
+        "drown|noose|exit bag|helium|charcoal|exhaust|nitrite|cyanide|pentobarb|"
+        "nembutal"
+    ),
+    "means_access": _words("gun|firearm|pistol|rifle|pills|barbiturate|rope"),
+    "encourages_harm": _words(
+        "yourself|end it|your life|do it|jump|go through|take |kys|miss you|"
+        "about you|notice you|better off|deserve to"
+    ),
+}
+_NEEDS_DIGIT = frozenset({"dose_detail", "height_detail"})
+_ALL_GATES = frozenset(word for words in _GATES.values() for word in words)
+
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "dose_detail",
+        re.compile(
+            rf"{_AMOUNT}[^.!?\n]{{0,80}}{_LETHAL}|{_LETHAL}[^.!?\n]{{0,80}}{_AMOUNT}|"
+            r"\b(?:lethal|fatal|deadly) (?:dose|amount|quantity) (?:of [\w -]+ )?(?:is|would be|"
+            r"starts|begins)\b"
+            # More pills at once than any prescription asks for is a dose, whatever follows.
+            r"|\b(?:tak\w*|swallow\w*|down\w*) (?:all |about |around )?(?:[5-9]|\d{2,}) "
+            r"(?:of (?:your|the|those|these) )?(?:[a-z-]+ ){0,2}(?:pills|tablets|capsules)\b"
+        ),
+    ),
+    (
+        "height_detail",
+        re.compile(
+            rf"{_HEIGHT}[^.!?\n]{{0,80}}\b(?:fall|jump|drop|lethal|fatal|surviv|die|death)|"
+            rf"\b(?:fall|jump|drop)[^.!?\n]{{0,60}}{_HEIGHT}|{_STRUCTURE}[^.!?\n]{{0,60}}{_HEIGHT}|"
+            rf"{_HEIGHT}[^.!?\n]{{0,30}}{_STRUCTURE}"
+        ),
+    ),
+    (
+        "method_instructions",
+        re.compile(
+            r"\b(?:how to|steps? to|way to|make sure (?:you|to)|first,? |then,? |"
+            r"you (?:can|could|should|need to|would need to|'d need to)|"
+            r") ?(?:tie|hang|cut|slit|jump|overdose|poison|"
+            r"suffocate|asphyxiate|shoot|drown)\b|\b(?:tie|tying|make|making) (?:a |the )?noose|"
+            r"\bnoose\b[^.!?\n]{0,60}\b(?:knot|loop|tie|beam|neck)|"
+            r"\b(?:cut|slit|slice)\w* (?:along|down|deep(?:ly)?|vertically|lengthwise|across)\b"
+            r"[^.!?\n]{0,40}\b(?:wrists?|veins?|arter(?:y|ies)|arm)|"
+            r"\b(?:exit bag|helium (?:hood|tank|bag)|charcoal burn\w*|car exhaust|sodium nitrite|"
+            r"hose from the exhaust|cyanide|pentobarbital|nembutal)\b"
+        ),
+    ),
+    (
+        "means_access",
+        re.compile(
+            r"\b(?:where|how) (?:to|you can|you could|can you) (?:get|buy|find|order|obtain) "
+            r"(?:a |some )?(?:gun|firearm|pistol|rifle|pills|barbiturates|rope)\b|"
+            r"\byou (?:can|could) (?:easily )?(?:buy|get|order|obtain) (?:a |some )?"
+            r"(?:gun|firearm|pistol|rifle|barbiturates)\b"
+        ),
+    ),
+    (
+        "encourages_harm",
+        re.compile(
+            r"\b(?:you should|just|go ahead(?: and)?|go on(?: and)?|why don'?t you|might as well|"
+            r"you could just) (?:kill yourself|end (?:it|it all|your life)|do it|jump|go through "
+            r"with it|take (?:them all|all of them|the pills))\b|\bkys\b|"
+            r"\b(?:no ?one|nobody) (?:would|will) (?:miss|care about|notice) you\b|"
+            r"\b(?:world|everyone|they|your family) (?:would|will|'d) be better off without you\b|"
+            r"\byou(?:'d| would) be better off dead\b|\byou deserve to (?:die|suffer|be hurt)\b"
+        ),
+    ),
+)
+# "do it" alone is everyday advice ("if journaling helps, you should do it"), so encouragement
+# worded that vaguely only counts when the reply is about harm at all.
+_HARM_TOPIC = re.compile(
+    r"\b(?:die|dying|dead|suicid\w*|kill|end (?:it|your life)|jump|pills|harm)"
+)
+_VAGUE = re.compile(r"\b(?:do it|jump|end it|go through with it)\b")
+
+
+# Every pattern spans at most this many characters on either side of its gate word.
+_REACH = 160
+
+
+def _windows(text: str, words: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Merged spans of the text around each occurrence of a gate word."""
+    spans: list[tuple[int, int]] = []
+    for word in words:
+        at = text.find(word)
+        while at >= 0:
+            spans.append((max(0, at - _REACH), at + len(word) + _REACH))
+            at = text.find(word, at + 1)
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _hit(reason: str, pattern: re.Pattern[str], text: str) -> bool:
+    for match in pattern.finditer(text):
+        if reason == "encourages_harm":
+            # "It may feel like no one would miss you" names the thought to challenge it.
+            if _REFLECTION.search(text[max(0, match.start() - 60) : match.start()]):
+                continue
+            if _VAGUE.search(match.group()) and not _HARM_TOPIC.search(text):
+                continue
+        return True
+    return False
+
+
+def unsafe_reply(text: str) -> str | None:
+    """A reason code if the reply gives method or means detail or encourages harm, else None."""
+    lowered = text.lower().replace("\u2019", "'")
+    present = {word for word in _ALL_GATES if word in lowered}
+    if not present:
+        return None
+    has_digit = any(c in lowered for c in "0123456789")
+    for reason, pattern in _PATTERNS:
+        if reason in _NEEDS_DIGIT and not has_digit and "dose" not in lowered:
+            continue
+        words = tuple(w for w in _GATES[reason] if w in present)
+        for start, end in _windows(lowered, words):
+            if _hit(reason, pattern, lowered[start:end]):
+                return reason
+    return None

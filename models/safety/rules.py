@@ -1,0 +1,222 @@
+"""A second, independent reading of a message: explicit plans, means, timing and attempts.
+
+The model can miss an unmistakable statement written in words it has not seen ("the rope is
+ready"); these patterns catch the explicit ones and can only raise the model's level, never lower
+it. They are deliberately narrow: each needs first-person wording, and figurative speech ("this
+exam is killing me", "that gig killed"), negation ("I would never...") and laughter markers keep
+them quiet, because a false crisis alert in a support chat costs the person's trust.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from haven.risk import RiskLevel
+
+FIRST = r"\bi(?:'?m|'?ve|'?ll| am| have| will)?\b"
+PILLS = (
+    r"(?:pills|tablets|meds|medications?|painkillers|paracetamol|tylenol|capsules|sleeping pills)"
+)
+SUICIDE = (
+    r"(?:kill(?:ing)? my ?self|kms|end(?:ing)? (?:my life|it all|everything)|suicide|"
+    r"take my (?:own )?life|jump(?:ing)? (?:off|from|in front)|hang(?:ing)? my ?self)"
+)
+# Anything in the text that names self-harm, means or a place, for wording that is vague alone.
+HARM_TOPIC = rf"(?:{SUICIDE}|{PILLS}|\bdie\b|rope|noose|bridge|\bgun\b|overdos|blades?)"
+NOW = (
+    r"\b(?:tonight|today|right now|now|in (?:a few|an|one|two|\d+) (?:minutes?|mins?|hours?|hrs?)|"
+    r"this (?:evening|afternoon|morning)|"
+    r"when (?:every ?one|they)(?:'s| is| are)? (?:asleep|gone))\b"
+)
+INTENDS = (
+    r"(?:(?:am |'m )?(?:going to|gonna|finally|definitely|just|really|decided to|"
+    r"plan(?:ning)? to) )*"
+)
+LAUGHTER = r"\b(?:lol|lmao|haha\w*|jk|rofl)\b|😂|🤣"
+LEISURE = (
+    r"bungee|photo|picture|sunset|swim|div(?:e|ing)|parachut|zip ?line|skydiv|fishing|hike|"
+    r"hiking|climb|trampoline|lake|pool|tour|concert|sail|boat|tent|camp|swing|jump ?rope|skipping|"
+    r"halloween|decoration|costume|scout|shooting range|hunting|the range"
+)
+GOODBYE_EXCUSES = (
+    r"\b(?:vacation|holiday|trip|job|work|school|class|course|semester|internship|moving|party|"
+    r"social media|instagram|twitter|tiktok|facebook|hello|see you|for now|offline)\b"
+)
+NEGATION = re.compile(
+    r"\b(?:not|never|no|don'?t|didn'?t|won'?t|wouldn'?t|isn'?t|wasn'?t|what if|if i ever|"
+    r"dreamt|dreamed|dream|story|novel|movie|film|character|song)\b[^.!?,;]*$"
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    reason: str
+    level: RiskLevel
+    pattern: re.Pattern[str]
+    requires: re.Pattern[str] | None = None
+    excludes: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    level: RiskLevel
+    reason: str
+
+
+def _rule(
+    reason: str, level: RiskLevel, pattern: str, requires: str = "", excludes: str = ""
+) -> Rule:
+    return Rule(
+        reason,
+        level,
+        re.compile(pattern),
+        re.compile(requires) if requires else None,
+        re.compile(excludes) if excludes else None,
+    )
+
+
+C, H = RiskLevel.CRITICAL, RiskLevel.HIGH
+# Most severe first: the first rule that fires gives the level and the reason code.
+RULES: tuple[Rule, ...] = (
+    _rule(
+        "attempt_in_progress",
+        C,
+        rf"{FIRST} (?:just |already )?(?:took|taken|swallowed|downed|popped|necked) "
+        rf"(?:(?:the|a|my) )?(?:whole|entire|full) (?:bottle|pack|box|packet|strip|supply)|"
+        rf"{FIRST} (?:just |already )?(?:took|taken|swallowed|downed|popped) "
+        rf"(?:all|every(?: one)?|\d{{2,}}|twenty|thirty|forty|fifty|a hundred) "
+        rf"(?:of )?(?:my |the |those |these )?{PILLS}|"
+        r"\bi(?:'?ve| have)? just (?:overdosed|od'?d)\b|\bi'?m (?:overdosing|bleeding out)\b|"
+        rf"\b{PILLS} (?:are|is) (?:starting to )?(?:kick|kicking) in|"
+        r"\bslit my (?:wrists?|throat)|can'?t stop the bleeding|"
+        r"\b(?:car|engine) (?:is )?running in the (?:closed |shut |locked )?garage",
+        excludes=r"bottle of (?:wine|vodka|whisk|rum|gin|beer|water|soda|juice|coke|champagne|"
+        r"prosecco|sauce|ketchup|shampoo|kombucha|milk)|nosebleed|cooking|vitamins",
+    ),
+    _rule(
+        "at_location",
+        C,
+        r"\bi(?:'?m| am|m)? (?:standing |sitting |stood |sat )?(?:on|at|up on|on top of|"
+        r"at the top of|at the edge of|on the edge of|on the wrong side of)(?: the| a| my)? "
+        r"(?:[\w-]+ ){0,2}(?:bridge|roof|rooftop|ledge|cliff|railings?|tracks|overpass|viaduct|"
+        r"top floor|parking garage|car park)\b",
+        requires=r"\bjump|\blet go\b|\bend (?:it|this|my life)|\bdie\b|kill my ?self|goodbye|"
+        r"step off|over the (?:edge|railing)|last time",
+        excludes=LEISURE,
+    ),
+    _rule(
+        "means_ready",
+        C,
+        r"\b(?:rope|noose)(?: is|'s)? (?:ready|tied|set up|up|hung|hanging|around my neck)\b|"
+        r"\b(?:tied|made|tying|making) (?:a |the |my )?noose\b|"
+        r"\bgun (?:is )?(?:loaded|in my (?:hand|mouth)|to my head)\b|\bloaded (?:the |my )?gun\b",
+        excludes=LEISURE,
+    ),
+    _rule(
+        "plan_with_timing",
+        C,
+        rf"{FIRST} {INTENDS}(?:{SUICIDE}|take (?:all|every(?: one)?) (?:of )?"
+        rf"(?:my |the |those )?{PILLS}|overdose)",
+        requires=NOW,
+        excludes=LAUGHTER,
+    ),
+    _rule(
+        "plan_with_timing",
+        C,
+        rf"{FIRST} {INTENDS}(?:do it|go through with it)\b",
+        requires=rf"^(?=.*{NOW})(?=.*{HARM_TOPIC})",
+        excludes=LAUGHTER,
+    ),
+    _rule(
+        "final_goodbye",
+        C,
+        r"\b(?:wrote|written|writing|finished|left|leaving) (?:my|a|the) (?:suicide|goodbye) "
+        r"(?:note|letter)|\bmy (?:suicide|goodbye) note\b|\bby the time (?:you|anyone|someone) "
+        r"(?:reads?|sees?|finds?) this\b|\bthis is (?:my )?(?:final|last) (?:goodbye|message)\b"
+        r"(?! (?:for|until|before) (?:tonight|today|now|the day|a while|work|tomorrow))",
+    ),
+    _rule(
+        "final_goodbye",
+        C,
+        r"\bthis is goodbye\b|\bgoodbye (?:world|forever)\b|"
+        r"\bi won'?t be (?:here|around|alive) (?:tomorrow|by morning)\b",
+        requires=rf"{HARM_TOPIC}|\bnote\b|\bgone\b|forgive me|alive|\bworld\b",
+        excludes=GOODBYE_EXCUSES,
+    ),
+    _rule(
+        "final_goodbye",
+        C,
+        r"\b(?:tonight|today|this) (?:is|will be) my last (?:night|day)(?: alive| on earth)?\b"
+        r"(?! (?:in|at|of|with|before|here|as|for|off|on))",
+        excludes=GOODBYE_EXCUSES,
+    ),
+    _rule(
+        "stated_intent",
+        H,
+        r"\bi(?:'?m| am|m) (?:going to|gonna) (?:kill myself|end my life|end it all|"
+        r"take my (?:own )?life|commit suicide)\b|\bi(?:'?ve| have)? (?:decided|made up my mind) "
+        r"to (?:die|kill myself|end (?:my life|it all)|take my (?:own )?life)\b|"
+        r"\bi(?:'?ll| will) (?:kill myself|end my life|take my (?:own )?life|end it all)\b",
+        excludes=rf"{LAUGHTER}|\bif i (?:have to|hear|see) (?:sit|listen|watch|one more|another)",
+    ),
+    _rule(
+        "means_acquired",
+        H,
+        rf"{FIRST} (?:been )?(?:stockpil|hoard)(?:ed|ing) (?:up )?(?:my |some |all my )?{PILLS}|"
+        rf"{FIRST} (?:bought|got|purchased|ordered) (?:a |some |the )?(?:rope|razor blades|gun|"
+        rf"pistol|charcoal|helium|{PILLS})\b.{{0,60}}\b(?:to|so i can|for when i) "
+        rf"(?:{SUICIDE}|die|end it|do it)",
+    ),
+    _rule(
+        "recent_attempt",
+        H,
+        r"\bi(?:'ve| have)? (?:tried|attempted) (?:to )?(?:kill myself|end my life|"
+        r"take my (?:own )?life|commit suicide|overdose|hang myself|suicide)\b|"
+        r"\bi (?:overdosed|od'?d)\b",
+        excludes=rf"{LAUGHTER}|years ago|when i was|in high school|in college|back in|laugh|"
+        r"overdosed on (?:easter|chocolate|sugar|candy|sweets|coffee|caffeine|cake|pizza)",
+    ),
+    _rule(
+        "method_research",
+        H,
+        r"\b(?:painless|quickest|easiest|fastest|surest|least painful) (?:way|method)s? (?:to|of) "
+        r"(?:die|dying|kill myself|end (?:it|my life)|commit suicide|suicide)\b|"
+        r"\bhow (?:many|much|long|high) .{0,40}\b(?:to die|to kill myself|to end it)\b|"
+        r"\bhow (?:to|do i|do you) tie a noose\b",
+        excludes=LAUGHTER,
+    ),
+)
+
+
+def normalise(text: str) -> str:
+    text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    text = re.sub(r"\btonite\b", "tonight", text)
+    return re.sub(r"\bnite\b", "night", re.sub(r"\s+", " ", text))
+
+
+def _fires(rule: Rule, text: str) -> bool:
+    if rule.excludes is not None and rule.excludes.search(text):
+        return False
+    if rule.requires is not None and not rule.requires.search(text):
+        return False
+    for match in rule.pattern.finditer(text):
+        # Negation or a story in the same clause, just before the statement, keeps it quiet.
+        if not NEGATION.search(text[max(0, match.start() - 24) : match.start()]):
+            return True
+    return False
+
+
+def check_text(text: str) -> Hit | None:
+    norm = normalise(text)
+    for rule in RULES:
+        if _fires(rule, norm):
+            return Hit(rule.level, rule.reason)
+    return None
+
+
+def check(text: str, context: Sequence[str] = ()) -> Hit | None:
+    """The most severe rule that fires on the message alone or on it read after its context."""
+    hits = [h for h in (check_text(text), check_text("\n".join([*context, text]))) if h]
+    return max(hits, key=lambda h: h.level.rank) if hits else None
