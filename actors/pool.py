@@ -115,18 +115,26 @@ class RayConnections:
         self, user_id: str, socket_id: str, ticket: SocketTicket
     ) -> AsyncIterator[list[Outbound]]:
         index = host_index(user_id, self._settings.connection_hosts)
-        stream: Any = (
-            self.host(index)
-            .attach.options(num_returns="streaming")
-            .remote(user_id, socket_id, ticket)
-        )
-        try:
-            async for ref in stream:
-                yield await ref
-        except RayActorError:
-            # The host died: forget its handle so the client's reconnect starts a new one.
-            self._hosts.pop(index, None)
-            raise
+        # A handle may point at a host that died while no socket of ours used it: the first
+        # call finds out, and one fresh host (rebuilt from storage) gets the socket instead.
+        for attempt in range(2):
+            stream: Any = (
+                self.host(index)
+                .attach.options(num_returns="streaming")
+                .remote(user_id, socket_id, ticket)
+            )
+            started = False
+            try:
+                async for ref in stream:
+                    batch = await ref
+                    started = True
+                    yield batch
+                return
+            except RayActorError:
+                # The host died: forget its handle so the next socket starts a new one.
+                self._hosts.pop(index, None)
+                if started or attempt == 1:
+                    raise
 
     async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
         await self.host_for(user_id).receive.remote(user_id, socket_id, frame)

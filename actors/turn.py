@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from haven.backends import ChatTurn, ReplyGenerator, ReplyRequest, ReplyStream, RiskAssessor
 from haven.errors import Busy, GenerationFailed, HavenError, SafetyUnavailable
@@ -48,7 +49,11 @@ logger = logging.getLogger(__name__)
 
 Emit = Callable[[ServerEventBase], None]
 # Returns a reason when generated text must not reach the person (method, means, encouragement).
-OutputScreen = Callable[[str], str | None]
+class OutputScreen(Protocol):
+    """A reason code when a reply (so far) must not reach the person, else None; `at_risk`
+    (the message was rated high or above) makes it stricter."""
+
+    def __call__(self, text: str, *, at_risk: bool = False) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Turn:
         self._cancelled = False
         self._assessment: Assessment | None = None
         self.reply_id: str | None = None
+        self._retry = False
 
     def cancel(self, message_id: str | None = None) -> bool:
         """Stops the reply being written (if `message_id` is given, only that one)."""
@@ -91,17 +97,18 @@ class Turn:
             return
         ctx.broadcast(
             UserMessageEvent(
-                text=msg.message_text,
+                text=stored.text,
                 session_id=msg.session_id,
                 message_id=stored.id,
                 client_message_id=msg.client_message_id,
+                duplicate=True if self._retry else None,
             )
         )
         history = await ctx.store.list_messages(
             ctx.user_id, msg.session_id, limit=ctx.settings.context_messages + 1
         )
         earlier_user_texts = [m.text for m in history[:-1] if m.role == "user"]
-        assessment = await self._assess(msg.message_text, earlier_user_texts)
+        assessment = await self._assess(stored.text, earlier_user_texts)
         if assessment is None:
             await self._audit(stored, None, Action.FAIL_CLOSED)
             return
@@ -147,11 +154,22 @@ class Turn:
                 client_message_id=msg.client_message_id,
             )
         except DuplicateMessage as duplicate:
+            if await self._unanswered_last(duplicate.existing):
+                # The earlier attempt failed before a reply was stored (the error said
+                # "retryable"): this resend runs the turn for the stored message.
+                self._retry = True
+                return duplicate.existing
             await self._answer_duplicate(duplicate.existing)
         except HavenError as error:
             # Nothing was stored; only the sender made the mistake, so only the sender hears it.
             ctx.reply(ErrorEvent.from_error(error))
         return None
+
+    async def _unanswered_last(self, existing: MessageRecord) -> bool:
+        """Whether `existing` is its session's newest message, with no reply stored."""
+        ctx = self._ctx
+        newest = await ctx.store.list_messages(ctx.user_id, existing.session_id, limit=1)
+        return bool(newest) and newest[-1].id == existing.id
 
     async def _answer_duplicate(self, existing: MessageRecord) -> None:
         """A resend of a stored message: acknowledge it again, with its reply if there is one."""
@@ -227,7 +245,7 @@ class Turn:
         pieces: list[str] = []
         outcome = _Outcome()
         self._consumer = asyncio.get_running_loop().create_task(
-            self._consume(stream, pieces, outcome, reply_id)
+            self._consume(stream, pieces, outcome, reply_id, at_risk=escalates(level))
         )
         try:
             await self._consumer
@@ -253,7 +271,13 @@ class Turn:
         await self._complete(reply_id, text, intent, level, status)
 
     async def _consume(
-        self, stream: ReplyStream, pieces: list[str], outcome: _Outcome, reply_id: str
+        self,
+        stream: ReplyStream,
+        pieces: list[str],
+        outcome: _Outcome,
+        reply_id: str,
+        *,
+        at_risk: bool,
     ) -> None:
         ctx, session_id = self._ctx, self._message.session_id
         text = ""
@@ -262,7 +286,7 @@ class Turn:
                 if not piece:
                     continue
                 text += piece
-                reason = ctx.output_screen(text)
+                reason = ctx.output_screen(text, at_risk=at_risk)
                 if reason is not None:
                     outcome.unsafe = reason
                     return

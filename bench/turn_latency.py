@@ -1,11 +1,17 @@
-"""Turn latency as a client sees it through a running Haven, next to the bare model in-process.
+"""Time to first token and tokens/s of one reply: the model in-process, through the Serve
+deployment handle, and as a client sees it over the WebSocket, in one run on the same prompts.
 
-    python bench/turn_latency.py --prompts 8 --url http://127.0.0.1:3000
+    python bench/turn_latency.py --prompts 8                      # starts Haven itself
+    python bench/turn_latency.py --prompts 8 --url http://127.0.0.1:3000   # a running Haven
     python bench/turn_latency.py --prompts 8 --inprocess-only
 
-Prints one JSON line: p50 time to first token and tokens/s for both paths, and their ratios
-(server / in-process). Tokens are counted with the model's tokenizer on the complete reply text
-in both cases, so the two rates are comparable whatever the server's chunking.
+Without `--url` it deploys serve_config.yaml on a local Ray cluster in this process (a throwaway
+database, rate limits lifted) and times three paths per prompt, in an order that rotates from
+prompt to prompt; with `--url` the handle is out of reach and it times the socket and the model.
+Generation settings (max_new_tokens, threads, sampling) come from the config's `generator:`
+block for every path, as do the replica's environment variables (OMP_WAIT_POLICY), which this
+process takes too. Prints one JSON line; see bench/README.md. The timed paths are in
+`bench/turn_paths.py`, the local Haven in `bench/local_haven.py`.
 """
 
 from __future__ import annotations
@@ -14,21 +20,33 @@ import argparse
 import asyncio
 import json
 import logging
-import secrets
-import statistics
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project, uninstalled
+
+from bench.local_haven import (
+    apply_env,
+    generator_env,
+    local_haven,
+    server_settings,
+    temp_data_dir,
+)
+from bench.turn_paths import (
+    HandlePath,
+    InProcessPath,
+    SocketPath,
+    TurnPath,
+    measure,
+    ratio,
+    summarise,
+)
+from deployments.launch import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    # Lets `python bench/turn_latency.py` import the project without installing it.
-    sys.path.insert(0, str(REPO_ROOT))
-
 logger = logging.getLogger("bench.turn_latency")
 
 PROMPTS: tuple[str, ...] = (
@@ -43,215 +61,159 @@ PROMPTS: tuple[str, ...] = (
     "Everything feels a bit flat lately, nothing is really fun.",
     "I get nervous speaking up in meetings.",
 )
+# Warm-up turns use prompts of their own, so that no timed prompt finds caches warmed for it.
+WARMUP_PROMPTS: tuple[str, ...] = (
+    "Hi, I just wanted to talk to someone for a minute.",
+    "I had a long day and I'm tired.",
+)
 TURN_TIMEOUT_S = 180.0
+# The issue's goals for the socket, relative to the model in-process.
+GOAL_TOKENS_PER_S_RATIO = 0.9
+GOAL_TTFT_EXTRA_MS = 30.0
 
 
-@dataclass(frozen=True)
-class TurnTiming:
-    ttft_s: float
-    total_s: float
-    tokens: int
-    chunks: int
-
-    @property
-    def tokens_per_s(self) -> float:
-        # The first token's latency is counted in ttft; the rate covers the rest of the reply.
-        streaming_s = self.total_s - self.ttft_s
-        return (self.tokens - 1) / streaming_s if self.tokens > 1 and streaming_s > 0 else 0.0
+def cycle(prompts: tuple[str, ...], n: int) -> list[str]:
+    return [prompts[i % len(prompts)] for i in range(n)]
 
 
-def pick_prompts(n: int) -> list[str]:
-    return [PROMPTS[i % len(PROMPTS)] for i in range(n)]
+def load_service(generator_args: dict[str, Any], settings_args: dict[str, Any]) -> Any:
+    """A `ReplyService` built as the ResponseGenerator replica builds its own."""
+    # Imported here: torch must start after apply_env() has set OMP_WAIT_POLICY.
+    from deployments.generator import GeneratorOptions, build_backend, load_planner
+    from haven.settings import Settings
+    from models.llm.service import ReplyService
 
-
-def summarise(timings: Sequence[TurnTiming]) -> dict[str, Any]:
-    if not timings:
-        return {"turns": 0}
-    return {
-        "turns": len(timings),
-        "ttft_ms_p50": round(statistics.median(t.ttft_s for t in timings) * 1000, 1),
-        "tokens_per_s_p50": round(statistics.median(t.tokens_per_s for t in timings), 2),
-        "reply_tokens_p50": statistics.median(t.tokens for t in timings),
-        "chunks_p50": statistics.median(t.chunks for t in timings),
-        "total_s_p50": round(statistics.median(t.total_s for t in timings), 3),
-    }
-
-
-async def measure_server(
-    url: str, prompts: Sequence[str], warmup: int, count_tokens: Any
-) -> list[TurnTiming]:
-    import httpx
-    from websockets.asyncio.client import connect
-
-    username = f"bench-{secrets.token_hex(6)}"
-    password = secrets.token_urlsafe(18)
-    async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
-        response = await http.post(
-            "/auth/register", json={"username": username, "password": password}
-        )
-        if response.status_code != 201:
-            raise RuntimeError(f"register: {response.status_code} {response.text}")
-        response = await http.post("/auth/login", json={"username": username, "password": password})
-        response.raise_for_status()
-        token = response.json()["access_token"]
-
-        async def new_session() -> str:
-            # A fresh session per prompt: the server then builds the same one-turn prompt as
-            # the in-process run, instead of a history that grows turn by turn.
-            created = await http.post("/sessions", headers={"Authorization": f"Bearer {token}"})
-            created.raise_for_status()
-            session_id: str = created.json()["id"]
-            return session_id
-
-        parts = urlsplit(url)
-        scheme = "wss" if parts.scheme == "https" else "ws"
-        timings: list[TurnTiming] = []
-        async with connect(f"{scheme}://{parts.netloc}/ws?token={token}", max_size=None) as ws:
-            first = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
-            if first.get("type") != "connection":
-                raise RuntimeError(f"expected a connection event, got {first}")
-            for i, prompt in enumerate([*pick_prompts(warmup), *prompts]):
-                session_id = await new_session()
-                timing = await asyncio.wait_for(
-                    _server_turn(ws, session_id, prompt, count_tokens), TURN_TIMEOUT_S
-                )
-                if i >= warmup:
-                    timings.append(timing)
-                logger.info("server turn %d: %s", i, timing)
-    return timings
-
-
-async def _server_turn(ws: Any, session_id: str, prompt: str, count_tokens: Any) -> TurnTiming:
-    frame = {"type": "session_message", "session_id": session_id, "message_text": prompt}
-    sent = time.perf_counter()
-    await ws.send(json.dumps(frame))
-    ttft: float | None = None
-    chunks = 0
-    while True:
-        event = json.loads(await ws.recv())
-        kind = event.get("type")
-        if kind == "assistant_message_chunk":
-            chunks += 1
-            if ttft is None:
-                ttft = time.perf_counter() - sent
-        elif kind == "assistant_message_complete":
-            total = time.perf_counter() - sent
-            text = event["message"]["text"]
-            return TurnTiming(
-                ttft_s=ttft if ttft is not None else total,
-                total_s=total,
-                tokens=count_tokens(text),
-                chunks=chunks,
-            )
-        elif kind == "error":
-            raise RuntimeError(f"server error: {event}")
-        elif kind == "safety_escalation":
-            logger.warning("prompt %r was escalated; its reply is timed anyway", prompt)
-
-
-async def measure_inprocess(
-    backend: Any, prompts: Sequence[str], warmup: int, max_new_tokens: int | None
-) -> list[TurnTiming]:
-    from models.llm.generation import GenerationParams
-    from models.llm.prompt import ChatTurn, build_messages
-
-    params = (
-        GenerationParams()
-        if max_new_tokens is None
-        else GenerationParams(max_new_tokens=max_new_tokens)
+    options = GeneratorOptions.model_validate(generator_args)
+    settings = Settings(**settings_args)
+    return ReplyService(
+        build_backend(options, settings),
+        options.params(),
+        max_prompt_tokens=options.max_prompt_tokens,
+        crisis_hotline=settings.crisis_hotline,
+        crisis_text=settings.crisis_text,
+        planner=load_planner(options) if options.planner else None,
     )
-    timings: list[TurnTiming] = []
-    for i, prompt in enumerate([*pick_prompts(warmup), *prompts]):
-        started = time.perf_counter()
-        messages = build_messages(
-            [ChatTurn("user", prompt)],
-            intent="validate",
-            risk_level="none",
-            tokenizer=backend.tokenizer,
-            max_prompt_tokens=1536,
+
+
+def report(timings: dict[str, list[Any]]) -> dict[str, Any]:
+    summaries = {name: summarise(values) for name, values in timings.items()}
+    local = summaries["inprocess"]
+    result: dict[str, Any] = dict(summaries)
+    for name in ("handle", "socket"):
+        if name not in summaries:
+            continue
+        result[f"ratio_{name}_over_inprocess"] = {
+            "ttft": ratio(summaries[name], local, "ttft_ms_p50"),
+            "tokens_per_s": ratio(summaries[name], local, "tokens_per_s_p50"),
+        }
+        result[f"{name}_ttft_minus_inprocess_ms"] = round(
+            summaries[name]["ttft_ms_p50"] - local["ttft_ms_p50"], 1
         )
-        ttft: float | None = None
-        pieces: list[str] = []
-        async for delta in backend.stream(messages, params):
-            if ttft is None:
-                ttft = time.perf_counter() - started
-            pieces.append(delta)
-        total = time.perf_counter() - started
-        timing = TurnTiming(
-            ttft_s=ttft if ttft is not None else total,
-            total_s=total,
-            tokens=backend.count_tokens("".join(pieces)),
-            chunks=len(pieces),
-        )
-        if i >= warmup:
-            timings.append(timing)
-        logger.info("in-process turn %d: %s", i, timing)
-    return timings
-
-
-def _ratio(server: dict[str, Any], local: dict[str, Any], key: str) -> float | None:
-    if key not in server or key not in local or not local[key]:
-        return None
-    return round(server[key] / local[key], 3)
-
-
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from models.llm.generation import TransformersBackend
-    from models.llm.prepare import ensure_model
-
-    started = time.perf_counter()
-    backend = TransformersBackend.load(ensure_model(args.cache_dir), threads=args.threads)
-    load_s = time.perf_counter() - started
-    prompts = pick_prompts(args.prompts)
-    try:
-        server: dict[str, Any] | None = None
-        if not args.inprocess_only:
-            # The server goes first, while this process's model sits idle and takes no CPU.
-            server = summarise(
-                await measure_server(args.url, prompts, args.warmup, backend.count_tokens)
-            )
-        local = summarise(
-            await measure_inprocess(backend, prompts, args.warmup, args.max_new_tokens)
-        )
-    finally:
-        backend.close()
-    result: dict[str, Any] = {
-        "prompts": args.prompts,
-        "model": backend.name,
-        "inprocess_load_s": round(load_s, 2),
-        "server": server,
-        "inprocess": local,
-    }
-    if server is not None:
-        result["ratio_server_over_inprocess"] = {
-            "ttft": _ratio(server, local, "ttft_ms_p50"),
-            "tokens_per_s": _ratio(server, local, "tokens_per_s_p50"),
+    if "socket" in summaries:
+        rate = result["ratio_socket_over_inprocess"]["tokens_per_s"]
+        extra = result["socket_ttft_minus_inprocess_ms"]
+        result["goals_met"] = {
+            f"socket_tokens_per_s >= {GOAL_TOKENS_PER_S_RATIO} x inprocess": rate is not None
+            and rate >= GOAL_TOKENS_PER_S_RATIO,
+            f"socket_ttft <= inprocess + {GOAL_TTFT_EXTRA_MS:.0f} ms": extra <= GOAL_TTFT_EXTRA_MS,
         }
     return result
 
 
+async def run_paths(
+    args: argparse.Namespace,
+    service: Any,
+    url: str | None,
+    app_name: str | None,
+) -> dict[str, list[Any]]:
+    count_tokens = service.backend.count_tokens
+    paths: list[TurnPath] = [InProcessPath(service, count_tokens)]
+    async with AsyncExitStack() as stack:
+        if app_name is not None:
+            from ray import serve
+
+            from deployments.clients import ServeReplyGenerator
+
+            handle = serve.get_deployment_handle("ResponseGenerator", app_name=app_name)
+            paths.append(HandlePath(ServeReplyGenerator(handle), count_tokens))
+        if url is not None:
+            paths.append(await stack.enter_async_context(SocketPath.connect(url, count_tokens)))
+        return await measure(
+            paths,
+            cycle(PROMPTS, args.prompts),
+            cycle(WARMUP_PROMPTS, args.warmup),
+            TURN_TIMEOUT_S,
+        )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if args.max_new_tokens is not None:
+        overrides["max_new_tokens"] = args.max_new_tokens
+    if args.threads is not None:
+        overrides["threads"] = args.threads
+    local_mode = args.url is None and not args.inprocess_only
+    with temp_data_dir() as data_dir:
+        settings_args = server_settings(data_dir, args.cache_dir) if local_mode else {}
+        app_args = {"settings": settings_args, "generator": overrides}
+        config = load_config(args.config, args=app_args)
+        generator_args = config.applications[0].args.get("generator", {})
+        env = apply_env(generator_env(config))
+        started = time.perf_counter()
+        service = load_service(
+            generator_args,
+            {"model_cache_dir": args.cache_dir, **config.applications[0].args["settings"]},
+        )
+        load_s = time.perf_counter() - started
+        try:
+            if local_mode:
+                with local_haven(args.config, app_args, port=args.port) as haven:
+                    timings = asyncio.run(run_paths(args, service, haven.url, haven.app_name))
+            else:
+                url = None if args.inprocess_only else args.url
+                timings = asyncio.run(run_paths(args, service, url, None))
+        finally:
+            service.backend.close()
+    params = service.params
+    return {
+        "mode": "local" if local_mode else ("inprocess-only" if args.inprocess_only else "url"),
+        "prompts": args.prompts,
+        "warmup": args.warmup,
+        "model": getattr(service.backend, "name", ""),
+        "max_new_tokens": params.max_new_tokens,
+        "temperature": params.temperature,
+        "threads": generator_args.get("threads"),
+        "env": env,
+        "inprocess_load_s": round(load_s, 2),
+        **report(timings),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Haven turn latency: server vs in-process model")
+    parser = argparse.ArgumentParser(description="Haven turn latency: model, handle, socket")
     parser.add_argument("--prompts", type=int, default=8, help="timed turns per path")
-    parser.add_argument("--url", default="http://127.0.0.1:3000", help="a running Haven")
-    parser.add_argument("--inprocess-only", action="store_true", help="skip the server")
+    parser.add_argument("--url", default=None, help="time a running Haven instead of starting one")
+    parser.add_argument("--inprocess-only", action="store_true", help="the model alone")
     parser.add_argument("--warmup", type=int, default=1, help="untimed turns first, per path")
+    parser.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
+    parser.add_argument("--port", type=int, default=None, help="local Haven's port (free one)")
     parser.add_argument("--cache-dir", type=Path, default=REPO_ROOT / ".cache" / "models")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads in-process")
+    parser.add_argument("--threads", type=int, default=None, help="overrides the config's")
     parser.add_argument(
-        "--max-new-tokens", type=int, default=None, help="in-process bound (default: 160)"
+        "--max-new-tokens", type=int, default=None, help="overrides the config's (every path)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every turn")
     args = parser.parse_args(argv)
     if args.prompts < 1:
         parser.error("--prompts must be at least 1")
+    if args.url is not None and args.inprocess_only:
+        parser.error("--url and --inprocess-only exclude each other")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    result = asyncio.run(run(args))
-    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.write(json.dumps(run(args)) + "\n")
     return 0
 
 

@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # The proxy reads its WebSocket limits from the node's environment, not from the app.
     os.environ.setdefault("HAVEN_MAX_FRAME_BYTES", str(settings.max_frame_bytes))
+    os.environ.setdefault("HAVEN_OUTBOUND_QUEUE_BYTES", str(settings.outbound_queue_bytes))
     proxy_hooks.install()
     address = os.environ.get("RAY_ADDRESS", "local")
     ray.init(address=address, namespace=SERVE_NAMESPACE, include_dashboard=False)

@@ -14,6 +14,10 @@ default to the values below, read from the environment of the Ray node:
 - `HAVEN_WS_PER_MESSAGE_DEFLATE` (default true): `false` turns permessage-deflate off.
 - `HAVEN_WS_PING_INTERVAL_S` / `HAVEN_WS_PING_TIMEOUT_S` (default 20 / 20): protocol pings;
   a peer that does not answer in time is dropped. `0` turns them off.
+- `HAVEN_OUTBOUND_QUEUE_BYTES` (default 1 MiB): what the proxy may hold for one client that
+  does not read. Serve hands a replica's frames to the proxy without backpressure, so a client
+  that stops reading would otherwise grow the proxy's write buffer without bound; past the limit
+  the socket is closed with 4009 (slow consumer) and dropped after a short grace.
 
 This relies on Serve's internals (the callback runs first, Serve passes no `ws_*` arguments);
 `tests/integration/test_transport.py` fails if a Ray upgrade changes that.
@@ -33,7 +37,10 @@ DEFAULTS = {
     "HAVEN_WS_PER_MESSAGE_DEFLATE": "true",
     "HAVEN_WS_PING_INTERVAL_S": "20",
     "HAVEN_WS_PING_TIMEOUT_S": "20",
+    "HAVEN_OUTBOUND_QUEUE_BYTES": str(1 << 20),
 }
+# A client told it is too slow gets this long to read its close frame before the socket goes.
+SLOW_CONSUMER_GRACE_S = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +49,8 @@ def proxy_websocket_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     """uvicorn `Config` keyword arguments for the WebSocket settings in `env` (or defaults)."""
     values = {name: env.get(name, default) for name, default in DEFAULTS.items()}
     overrides: dict[str, Any] = {
+        # The implementation whose writes `bound_outbound` patches (uvicorn's "auto" today).
+        "ws": "websockets-sansio",
         "ws_max_size": int(values["HAVEN_MAX_FRAME_BYTES"]),
         "ws_per_message_deflate": values["HAVEN_WS_PER_MESSAGE_DEFLATE"].strip().lower()
         in {"1", "true", "yes", "on"},
@@ -67,6 +76,8 @@ def limit_proxy_websockets() -> list[Any]:
     import uvicorn
 
     overrides = proxy_websocket_overrides(os.environ)
+    outbound = "HAVEN_OUTBOUND_QUEUE_BYTES"
+    bound_outbound(int(os.environ.get(outbound, DEFAULTS[outbound])))
     original = uvicorn.Config.__init__
     if getattr(original, "_haven_ws_overrides", None) is not None:
         return []
@@ -81,3 +92,71 @@ def limit_proxy_websockets() -> list[Any]:
     setattr(uvicorn.Config, "__init__", patched_init)  # noqa: B010 - mypy refuses method assignment
     logger.info("proxy WebSocket settings: %s", overrides)
     return []
+
+
+def bound_outbound(limit: int, grace_s: float = SLOW_CONSUMER_GRACE_S) -> None:
+    """Closes a socket with 4009 once more than `limit` bytes wait to be written to it.
+
+    Writes never wait for the client: the transport's high-water mark is raised above the
+    limit, so one slow reader cannot stall the proxy loop that serves the user's other frames.
+    """
+    from uvicorn.protocols.websockets.websockets_sansio_impl import (
+        WebSocketsSansIOProtocol as Protocol,
+    )
+
+    from haven.errors import SlowConsumer
+
+    if getattr(Protocol, "_haven_outbound_limit", None) is not None:
+        return
+    code = SlowConsumer.close_code or 1008
+    original_made = Protocol.connection_made
+    original_send = Protocol.send
+
+    def connection_made(self: Protocol, transport: Any) -> None:
+        original_made(self, transport)
+        # Frames are far smaller than the limit, so the buffer stays below this mark.
+        transport.set_write_buffer_limits(high=2 * limit + (1 << 16))
+        self.app = _restart_close_on_return(self.app, self)
+
+    async def send(self: Protocol, message: Any) -> None:
+        if message["type"] == "websocket.send" and self.handshake_complete:
+            if self.close_sent:
+                return  # the socket is closing for being slow; later frames have nowhere to go
+            if self.transport.get_write_buffer_size() > limit:
+                logger.info("closing a WebSocket whose client stopped reading")
+                await original_send(
+                    self, {"type": "websocket.close", "code": code, "reason": "slow consumer"}
+                )
+                self.loop.call_later(grace_s, self.transport.abort)
+                return
+        await original_send(self, message)
+
+    setattr(Protocol, "connection_made", connection_made)  # noqa: B010
+    setattr(Protocol, "send", send)  # noqa: B010
+    setattr(Protocol, "_haven_outbound_limit", limit)  # noqa: B010
+
+
+def _restart_close_on_return(app: Any, protocol: Any) -> Any:
+    """A socket whose replica went away (it was stopped, crashed or redeployed) ends without a
+    close frame from the app; the client gets 1012 (retryable: reconnect and resume) instead
+    of a dropped connection."""
+    from haven.errors import CloseCode
+
+    async def run(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        finally:
+            still_open = (
+                protocol.handshake_complete
+                and not protocol.close_sent
+                and not protocol.disconnected
+                and protocol.initial_response is None
+            )
+            if still_open:
+                message = {"type": "websocket.close", "code": int(CloseCode.SERVICE_RESTART)}
+                try:
+                    await send({**message, "reason": "service restart"})
+                except Exception:  # the client left meanwhile
+                    logger.debug("could not send the restart close", exc_info=True)
+
+    return run

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class CloseCode:
-    """The published WebSocket close codes (README, "Close codes")."""
+    """The published WebSocket close codes (docs/protocol.md, "Close codes")."""
 
     NORMAL = 1000
     GOING_AWAY = 1001

@@ -37,15 +37,33 @@ TOKEN_MAX_LENGTH = 4096
 
 
 class SessionMessage(_ClientFrame):
+    """A message of the person in one of their sessions: stored, screened, then answered."""
+
     type: Literal["session_message"]
-    session_id: Identifier
-    message_text: Annotated[str, StringConstraints(max_length=MESSAGE_TEXT_CEILING)]
+    session_id: Identifier = Field(
+        description="A session of this user (`POST /sessions`). An unknown id and another "
+        "user's session both get `session_not_found`."
+    )
+    message_text: Annotated[str, StringConstraints(max_length=MESSAGE_TEXT_CEILING)] = Field(
+        description="What the person wrote: not empty or only whitespace (`empty_message`), "
+        "at most `max_message_chars` characters (`message_too_long`)."
+    )
     # Chosen by the client; resending the same id (after a reconnect) never makes a second
     # message or a second reply.
-    client_message_id: Identifier | None = None
+    client_message_id: Identifier | None = Field(
+        default=None,
+        description="Chosen by the client, one per message. Resending the same id (e.g. after "
+        "a reconnect) never stores a second message or starts a second reply: the sender gets "
+        "the stored `user_message` again with `duplicate: true`, and the stored reply's "
+        "`assistant_message_complete` if there is one. If the earlier attempt ended in a "
+        "retryable `error` before any reply was stored and nothing was written after it, the "
+        "resend runs the turn for the stored message (so retry with the same id).",
+    )
 
 
 class Ping(_ClientFrame):
+    """An application-level keep-alive, answered with `pong` on this socket only."""
+
     type: Literal["ping"]
 
 
@@ -53,21 +71,36 @@ class Cancel(_ClientFrame):
     """Stop the reply in flight (optionally only if it is this message's)."""
 
     type: Literal["cancel"]
-    message_id: Identifier | None = None
+    message_id: Identifier | None = Field(
+        default=None,
+        description="The reply's `message_id` (from `assistant_message_start`): stop it only "
+        "if it is the reply in flight. Without it, whichever reply of the user is in flight.",
+    )
 
 
 class Auth(_ClientFrame):
     """A token as the first frame (instead of the URL), or a fresh one on an open socket."""
 
     type: Literal["auth"]
-    token: Annotated[str, StringConstraints(min_length=1, max_length=TOKEN_MAX_LENGTH)]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=TOKEN_MAX_LENGTH)] = Field(
+        description="An access token from `POST /auth/login`; on an open socket it must be "
+        "the same user's."
+    )
 
 
 class Resume(_ClientFrame):
     """Replay every event after `last_seq` that this socket missed."""
 
     type: Literal["resume"]
-    last_seq: Annotated[int, Field(ge=0, le=2**53)]
+    last_seq: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=2**53,
+            description="The highest `seq` this client has received; `0` replays everything "
+            "still kept.",
+        ),
+    ]
 
 
 ClientFrame = SessionMessage | Ping | Cancel | Auth | Resume
@@ -127,94 +160,165 @@ def _invalid_from(exc: ValidationError) -> InvalidMessage:
 class ServerEventBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timestamp: str = Field(default_factory=utc_timestamp)
+    timestamp: str = Field(
+        default_factory=utc_timestamp,
+        description="When the event was made: ISO-8601 UTC with milliseconds and a `Z`, e.g. "
+        "`2024-11-12T10:00:00.123Z`. A replayed event keeps its own.",
+    )
     # Per user, strictly increasing on every event after `connection` (see `resume`).
-    seq: int | None = None
+    seq: int | None = Field(
+        default=None,
+        description="Per user, strictly increasing across all of the user's sockets, with "
+        "gaps. Absent on `connection` and on an `error` sent before it.",
+    )
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)
 
 
 class Connection(ServerEventBase):
+    """The socket is authenticated and registered: every later event of the user reaches it.
+    The first event on a socket that was accepted."""
+
     type: Literal["connection"] = "connection"
-    status: Literal["connected"] = "connected"
+    status: Literal["connected"] = Field(default="connected", description="Always `connected`.")
     # The subprotocol ("haven.msgpack.v1") or None for JSON.
-    encoding: str | None = None
+    encoding: str | None = Field(
+        default=None,
+        description="`haven.msgpack.v1` when the client offered that subprotocol and frames "
+        "are MessagePack; absent on a JSON socket.",
+    )
 
 
 class UserMessageEvent(ServerEventBase):
+    """A message of the person was stored (the seed's "User Message Confirmation")."""
+
     type: Literal["user_message"] = "user_message"
-    text: str
-    session_id: str
-    message_id: str
-    client_message_id: str | None = None
+    text: str = Field(description="The message as stored.")
+    session_id: str = Field(description="The session it belongs to.")
+    message_id: str = Field(description="The stored message's id.")
+    client_message_id: str | None = Field(
+        default=None, description="The client's id for it, when the client gave one."
+    )
     # True when this repeats an already stored message (same `client_message_id`).
-    duplicate: bool | None = None
+    duplicate: bool | None = Field(
+        default=None,
+        description="`true` when this repeats an already stored message (same "
+        "`client_message_id`). Sent only to the socket that resent it when the message already "
+        "has its reply; sent to every socket when the resend retries a turn that had failed.",
+    )
 
 
 class AssistantMessageStart(ServerEventBase):
+    """The assistant's reply begins; its chunks follow."""
+
     type: Literal["assistant_message_start"] = "assistant_message_start"
-    session_id: str
-    message_id: str
+    session_id: str = Field(description="The session of the turn.")
+    message_id: str = Field(description="The reply's id, also its stored id; `cancel` can name it.")
 
 
 class AssistantMessageChunk(ServerEventBase):
+    """The next piece of the reply's text."""
+
     type: Literal["assistant_message_chunk"] = "assistant_message_chunk"
-    chunk: str
-    is_complete: bool = False
-    session_id: str
-    message_id: str
+    chunk: str = Field(description="Text to append to the reply shown so far.")
+    is_complete: bool = Field(
+        default=False,
+        description="Always `false`; the reply ends with `assistant_message_complete`.",
+    )
+    session_id: str = Field(description="The session of the turn.")
+    message_id: str = Field(description="The reply's id, as in `assistant_message_start`.")
 
 
 ReplyStatus = Literal["complete", "cancelled", "replaced"]
 
 
 class CompletedMessage(BaseModel):
+    """The finished reply, as stored."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    text: str
-    intent: str
-    risk_level: str
+    text: str = Field(description="The whole reply; show this, it supersedes the chunks.")
+    intent: str = Field(
+        description="What the reply set out to do, e.g. `validate` or `crisis_support` (see "
+        "[Intents and risk levels](#intents-and-risk-levels)); an open set of strings."
+    )
+    risk_level: str = Field(
+        description="The assessed risk of the person's message: `none`, `low`, `medium`, "
+        "`high` or `critical`."
+    )
     # "cancelled": the client stopped it, `text` is what was written until then.
     # "replaced": the generated text failed the output check; `text` is the safe replacement
     # and supersedes every chunk streamed for this message.
-    status: ReplyStatus = "complete"
+    status: ReplyStatus = Field(
+        default="complete",
+        description="`cancelled`: the client stopped it, `text` is what was written until "
+        "then. `replaced`: the generated text failed the output check; `text` is a safe "
+        "replacement and supersedes every chunk streamed for this message.",
+    )
 
 
 class AssistantMessageComplete(ServerEventBase):
+    """The reply is finished and stored."""
+
     type: Literal["assistant_message_complete"] = "assistant_message_complete"
-    message: CompletedMessage
-    session_id: str
-    message_id: str
+    message: CompletedMessage = Field(description="The finished reply.")
+    session_id: str = Field(description="The session of the turn.")
+    message_id: str = Field(description="The reply's id, as in `assistant_message_start`.")
 
 
 class EmergencyResources(BaseModel):
+    """Crisis lines for the user's region (the seed's three keys, and additions)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    crisis_hotline: str
-    crisis_text: str
-    message: str
+    crisis_hotline: str = Field(description="A crisis line to call, e.g. `988`.")
+    crisis_text: str = Field(description="A number to text, e.g. `741741`.")
+    message: str = Field(description="What to tell the person, with the numbers.")
     # Additions to the seed's keys, per locale.
-    locale: str | None = None
-    text_instruction: str | None = None  # e.g. "Text HOME to 741741"
-    emergency_number: str | None = None
-    chat_url: str | None = None
+    locale: str | None = Field(
+        default=None, description="The region these are for, e.g. `US` or `GB`."
+    )
+    text_instruction: str | None = Field(
+        default=None, description="How to text, e.g. `Text HOME to 741741`."
+    )
+    emergency_number: str | None = Field(
+        default=None, description="The emergency services number, e.g. `911`."
+    )
+    chat_url: str | None = Field(
+        default=None, description="A crisis chat on the web, where the region has one."
+    )
 
 
 class SafetyEscalation(ServerEventBase):
+    """Show the crisis resources now, before anything else: the person's message was assessed
+    at high or critical risk, or could not be assessed."""
+
     type: Literal["safety_escalation"] = "safety_escalation"
     # A level name, or "unknown" when the message could not be assessed (fail closed).
-    risk_level: str
-    emergency_resources: EmergencyResources
-    session_id: str
+    risk_level: str = Field(
+        description="`high`, `critical`, or `unknown` when the message could not be assessed "
+        "(fail closed)."
+    )
+    emergency_resources: EmergencyResources = Field(
+        description="Crisis lines for the user's region."
+    )
+    session_id: str = Field(description="The session of the turn.")
 
 
 class ErrorEvent(ServerEventBase):
+    """Something failed (see [Error codes](#error-codes)). The socket stays open unless a
+    close follows."""
+
     type: Literal["error"] = "error"
-    message: str
-    code: str
-    retryable: bool
-    retry_after: float | None = None  # seconds, when waiting is what fixes it
+    message: str = Field(description="Fixed text, safe to show; never parse it.")
+    code: str = Field(description="A stable machine code; switch on this.")
+    retryable: bool = Field(
+        description="Whether sending the same again (after `retry_after`) can succeed."
+    )
+    retry_after: float | None = Field(  # seconds, when waiting is what fixes it
+        default=None, description="Seconds to wait first, when waiting is what fixes it."
+    )
 
     @classmethod
     def from_error(cls, error: HavenError) -> ErrorEvent:
@@ -228,6 +332,8 @@ class ErrorEvent(ServerEventBase):
 
 
 class Pong(ServerEventBase):
+    """The answer to `ping`, on that socket only."""
+
     type: Literal["pong"] = "pong"
 
 
@@ -235,25 +341,30 @@ class TokenExpiring(ServerEventBase):
     """The socket's token expires at `expires_at`; send `auth` with a fresh one before then."""
 
     type: Literal["token_expiring"] = "token_expiring"
-    expires_at: str
-    grace_s: float
+    expires_at: str = Field(description="When the socket's token expires (ISO-8601 UTC).")
+    grace_s: float = Field(
+        description="Seconds after `expires_at` until the socket is closed with 4002."
+    )
 
 
 class Resumed(ServerEventBase):
-    """Ends a replay: `replayed` events were sent again; `recovered` is False when some of
+    """Ends a replay: `replayed` events were sent again; `recovered` is false when some of
     what was missed is older than the retained window (reload the session's messages)."""
 
     type: Literal["resumed"] = "resumed"
-    replayed: int
-    recovered: bool
-    last_seq: int
+    replayed: int = Field(description="How many events were sent again.")
+    recovered: bool = Field(
+        description="`false` when some of what was missed is no longer kept: reload the "
+        "session's messages (`GET /sessions/{id}/messages`)."
+    )
+    last_seq: int = Field(description="The user's latest `seq` when the replay was made.")
 
 
 class Authenticated(ServerEventBase):
     """A fresh token sent on an open socket was accepted."""
 
     type: Literal["authenticated"] = "authenticated"
-    expires_at: str
+    expires_at: str = Field(description="When the new token expires (ISO-8601 UTC).")
 
 
 ServerEvent = Annotated[

@@ -36,9 +36,13 @@ class FakeAssessor:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[str]]] = []
+        self.failures_left = 0  # the next this many calls fail, whatever the text
 
     async def assess(self, text: str, context: Sequence[str]) -> Assessment:
         self.calls.append((text, list(context)))
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise RuntimeError("classifier replica restarting")
         if BREAK_CLASSIFIER in text:
             raise RuntimeError("classifier replica died")
         if HANG_CLASSIFIER in text:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -99,6 +99,38 @@ class AuditLog:
             {"period": p, "risk_level": level, "action": action, "count": n}
             for (p, level, action), n in sorted(counts.items())
         ]
+
+
+def period_windows(
+    since: datetime, until: datetime, period: Period
+) -> list[tuple[str, datetime, datetime]]:
+    """Every period that overlaps [since, until): its label (as `report` writes it), start and
+    end in UTC. The first and last may reach beyond the window."""
+    start = _floor(_aware(since), period)
+    windows: list[tuple[str, datetime, datetime]] = []
+    while start < until:
+        end = _next(start, period)
+        windows.append((_period_start(start, period), start, end))
+        start = end
+    return windows
+
+
+def _floor(moment: datetime, period: Period) -> datetime:
+    day = moment.astimezone(UTC).date()
+    if period == "week":
+        day -= timedelta(days=day.weekday())  # ISO weeks start on Monday
+    elif period == "month":
+        day = day.replace(day=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _next(start: datetime, period: Period) -> datetime:
+    if period == "day":
+        return start + timedelta(days=1)
+    if period == "week":
+        return start + timedelta(weeks=1)
+    year, month = divmod(start.month, 12)  # month is 1-based: December -> (1, 0)
+    return start.replace(year=start.year + year, month=month + 1)
 
 
 def _aware(value: datetime) -> datetime:

@@ -122,6 +122,14 @@ _HARM_TOPIC = re.compile(
 _VAGUE = re.compile(r"\b(?:do it|jump|end it|go through with it)\b")
 
 
+_MEANS_NAMED = re.compile(
+    r"\b(?:bridges?|tallest|taller|heights?|high places?|roofs?|rooftops?|ledges?|cliffs?|"
+    r"towers?|skyscrapers?|stor(?:e)?ys?|stories|floors? up|jump\w*|fall from|pills?|tablets?|"
+    r"overdos\w*|doses?|paracetamol|acetaminophen|tylenol|ropes?|noose|hang\w*|guns?|"
+    r"firearms?|rifles?|pistols?|bullets?|razors?|blades?|knife|knives|poison\w*|"
+    r"train tracks|railway lines?|traffic)\b"
+)
+
 # Every pattern spans at most this many characters on either side of its gate word.
 _REACH = 160
 
@@ -156,9 +164,16 @@ def _hit(reason: str, pattern: re.Pattern[str], text: str) -> bool:
     return False
 
 
-def unsafe_reply(text: str) -> str | None:
-    """A reason code if the reply gives method or means detail or encourages harm, else None."""
+def unsafe_reply(text: str, *, at_risk: bool = False) -> str | None:
+    """A reason code if the reply gives method or means detail or encourages harm, else None.
+
+    `at_risk`: the person's message was rated high or above; then naming a means or a place
+    at all (bridges, heights, pills, ropes, weapons) counts, not only details of it: a reply
+    to "I lost my job, which bridges are tallest?" must not talk about bridges.
+    """
     lowered = text.lower().replace("\u2019", "'")
+    if at_risk and _MEANS_NAMED.search(lowered):
+        return "means_named_at_risk"
     present = {word for word in _ALL_GATES if word in lowered}
     if not present:
         return None

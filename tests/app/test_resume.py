@@ -157,3 +157,47 @@ def test_client_message_ids_of_different_users_do_not_collide(harness: Harness) 
             send(ws, session_id, "hello", client_message_id="same-id")
             events = until(ws, "assistant_message_complete")
         assert "duplicate" not in events[0]
+
+
+def test_resend_after_a_retryable_failure_runs_the_turn_for_the_stored_message(
+    harness: Harness,
+) -> None:
+    token = harness.register("ana")
+    session_id = harness.new_session(token)
+    harness.assessor.failures_left = 1
+    with connect(harness, token) as ws:
+        until(ws, "connection")
+        send(ws, session_id, "are you there", client_message_id="m-1")
+        failed = until(ws, "error")
+        assert failed[-1]["code"] == "safety_unavailable" and failed[-1]["retryable"] is True
+        send(ws, session_id, "are you there", client_message_id="m-1")
+        retried = until(ws, "assistant_message_complete")
+    assert retried[0]["type"] == "user_message" and retried[0]["duplicate"] is True
+    assert retried[0]["message_id"] == failed[0]["message_id"]
+    stored = harness.messages(token, session_id)
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    assert len(harness.generator.requests) == 1
+
+
+def test_resend_of_an_unanswered_message_with_later_messages_only_repeats_it(
+    harness: Harness,
+) -> None:
+    token = harness.register("ana")
+    session_id = harness.new_session(token)
+    harness.assessor.failures_left = 1
+    with connect(harness, token) as ws:
+        until(ws, "connection")
+        send(ws, session_id, "first", client_message_id="m-1")
+        until(ws, "error")
+        send(ws, session_id, "second", client_message_id="m-2")
+        until(ws, "assistant_message_complete")
+        send(ws, session_id, "first", client_message_id="m-1")
+        again = until(ws, "user_message")
+        ws.send_json({"type": "ping"})
+        # No turn started for the resend: the next thing on the socket is the pong.
+        assert [e["type"] for e in until(ws, "pong")] == ["pong"]
+    assert again[-1]["duplicate"] is True
+    stored = harness.messages(token, session_id)
+    assert [(m["role"], m["text"]) for m in stored[:2]] == [("user", "first"), ("user", "second")]
+    assert [m["role"] for m in stored] == ["user", "user", "assistant"]
+    assert len(harness.generator.requests) == 1

@@ -4,6 +4,7 @@ shared by the whole integration tier."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import ray
 from ray import serve
 from ray.serve._private.constants import SERVE_NAMESPACE
+from ray.serve.schema import ServeDeploySchema
 from websockets.sync.client import ClientConnection, connect
 
 from deployments import proxy_hooks
@@ -22,6 +24,8 @@ from tests.paths import MODEL_CACHE_DIR, ROOT
 from tests.rest_client import RestSteps
 
 SECRET = "integration-secret-" + "x" * 32
+PING_INTERVAL_S = 3
+PING_TIMEOUT_S = 10
 
 
 def free_port() -> int:
@@ -46,8 +50,11 @@ class Server(RestSteps):
     def wait_ready(self) -> None:
         wait_ready(self.port, timeout_s=240)
 
-    def deploy(self) -> None:
-        deploy(load_config(ROOT / "serve_config.yaml", port=self.port, args=self.config_args))
+    def config(self) -> ServeDeploySchema:
+        return load_config(ROOT / "serve_config.yaml", port=self.port, args=self.config_args)
+
+    def deploy(self, config: ServeDeploySchema | None = None) -> None:
+        deploy(config or self.config())
         wait_ready(self.port, timeout_s=240)
 
 
@@ -80,7 +87,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # Short replies keep the tier fast; the length bound itself is tested in the unit tier.
         "generator": {"max_new_tokens": 24},
     }
-    # The proxy's WebSocket limits come from the environment Ray's processes inherit.
+    # The proxy's WebSocket limits come from the environment Ray's processes inherit. Short
+    # pings let the tier see a dead peer dropped; real clients answer them in the background.
+    os.environ.setdefault("HAVEN_WS_PING_INTERVAL_S", str(PING_INTERVAL_S))
+    os.environ.setdefault("HAVEN_WS_PING_TIMEOUT_S", str(PING_TIMEOUT_S))
     proxy_hooks.install()
     ray.init(address="local", namespace=SERVE_NAMESPACE, include_dashboard=False)
     server = Server(port=free_port(), config_args=args)

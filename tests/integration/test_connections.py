@@ -1,9 +1,10 @@
 """Connections through the real Serve proxy: resume, logout, MessagePack, the proxy's frame
-limit and compression bombs, and tokens kept out of every log."""
+limit and compression bombs, dead peers, and tokens kept out of every log."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 import zlib
 from pathlib import Path
@@ -12,7 +13,8 @@ import msgpack
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.integration.conftest import Server, events_until
+from tests.integration.conftest import PING_INTERVAL_S, PING_TIMEOUT_S, Server, events_until
+from tests.raw_socket import silent_client
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +123,28 @@ def test_tokens_never_appear_in_any_server_log(server: Server) -> None:
     assert files, "no log files found, so the check below would prove nothing"
     for path in files:
         assert token not in path.read_text(errors="replace"), path.name
+
+
+def test_peers_that_stop_answering_pings_release_their_connection_slots(server: Server) -> None:
+    token = server.register(f"ghost-{uuid.uuid4().hex[:8]}")
+    # Five sockets (the per-user limit) whose peer completes the handshake and then goes
+    # silent, as a phone that lost its network does.
+    ghosts = [silent_client(server.port, f"/ws?token={token}") for _ in range(5)]
+    try:
+        with server.ws(token) as ws:
+            assert _close_code(ws) == 4003  # the silent sockets hold every slot
+        # Unanswered pings drop them (the tier pings every 3 s, waits 10 s for the pong).
+        deadline = time.monotonic() + PING_INTERVAL_S + PING_TIMEOUT_S + 30
+        while True:
+            ws = server.ws(token)
+            first = json.loads(ws.recv(timeout=30))
+            if first["type"] == "connection":
+                break
+            ws.close()
+            assert time.monotonic() < deadline, "the silent sockets were never released"
+            time.sleep(3)  # within the new-connections-per-minute limit
+        with ws:
+            assert first["type"] == "connection"
+    finally:
+        for ghost in ghosts:
+            ghost.close()

@@ -96,7 +96,7 @@ def test_connection_host_killed_is_rebuilt_from_storage(server: Server) -> None:
     session_id = server.new_session(token)
     ws = server.ws(token)
     events_until(ws, "connection")
-    _say(ws, session_id, "first message before the crash")
+    _say(ws, session_id, "I went for a walk in the park today")
     seen = events_until(ws, "assistant_message_complete", timeout=180)
     hosts = [
         n for n in ray.util.list_named_actors(all_namespaces=True) if "connection-host" in n["name"]
@@ -117,7 +117,7 @@ def test_connection_host_killed_is_rebuilt_from_storage(server: Server) -> None:
             "assistant_message_start",
             "assistant_message_complete",
         ]
-        _say(ws, session_id, "second message after the crash")
+        _say(ws, session_id, "I am back, and it is sunny out")
         after = events_until(ws, "assistant_message_complete", timeout=180)
     assert after[0]["seq"] > seen[-1]["seq"]
     roles = [m["role"] for m in server.messages(token, session_id)]
@@ -132,9 +132,11 @@ def test_gateway_replica_killed_client_reconnects_and_resumes(server: Server) ->
     _say(ws, session_id, "something to remember")
     seen = events_until(ws, "assistant_message_complete", timeout=180)
     _kill_replicas("Gateway")
-    with pytest.raises(ConnectionClosed):
+    with pytest.raises(ConnectionClosed) as closed:
         while True:
             ws.recv(timeout=60)
+    # The proxy tells the client its replica is gone with the retryable restart code.
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     ws = _connect_retrying(server, token, f"&last_seq={seen[0]['seq'] - 1}")
     with ws:
         replay = events_until(ws, "resumed")
@@ -145,3 +147,31 @@ def test_gateway_replica_killed_client_reconnects_and_resumes(server: Server) ->
         _say(ws, session_id, "still here")
         assert events_until(ws, "assistant_message_complete", timeout=180)
     assert len(server.messages(token, session_id)) == 4
+
+
+def test_gateway_rolling_restart_closes_1012_and_the_client_resumes(server: Server) -> None:
+    token = server.register(f"roll-{uuid.uuid4().hex[:8]}")
+    session_id = server.new_session(token)
+    ws = server.ws(token)
+    events_until(ws, "connection")
+    _say(ws, session_id, "I planted tomatoes this morning")
+    seen = events_until(ws, "assistant_message_complete", timeout=180)
+    # A new Gateway version (as `serve deploy` with changed options rolls out): the old
+    # replica stops gracefully while this socket is open on it.
+    config = server.config()
+    gateway = next(d for d in config.applications[0].deployments if d.name == "Gateway")
+    assert gateway.ray_actor_options is not None
+    gateway.ray_actor_options = gateway.ray_actor_options.model_copy(update={"num_cpus": 0.2})
+    server.deploy(config)
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            ws.recv(timeout=120)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    ws = _connect_retrying(server, token, f"&last_seq={seen[-1]['seq']}")
+    with ws:
+        resumed = events_until(ws, "resumed")[-1]
+        assert resumed["recovered"] is True and resumed["replayed"] == 0
+        _say(ws, session_id, "and some basil")
+        after = events_until(ws, "assistant_message_complete", timeout=180)
+    assert after[0]["seq"] > seen[-1]["seq"]
+    assert [m["role"] for m in server.messages(token, session_id)] == ["user", "assistant"] * 2
