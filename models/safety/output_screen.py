@@ -127,7 +127,9 @@ _MEANS_NAMED = re.compile(
     r"towers?|skyscrapers?|stor(?:e)?ys?|stories|floors? up|jump\w*|fall from|pills?|tablets?|"
     r"overdos\w*|doses?|paracetamol|acetaminophen|tylenol|ropes?|noose|hang\w*|guns?|"
     r"firearms?|rifles?|pistols?|bullets?|razors?|blades?|knife|knives|poison\w*|"
-    r"train tracks|railway lines?|traffic)\b"
+    r"train tracks|railway lines?|traffic)\b|"
+    # Any height or amount: at risk a number with a unit is never needed in a reply.
+    r"\b\d+(?:[.,]\d+)?\s*(?:m|metres?|meters?|ft|feet|foot|mg|g|grams?|ml)\b"
 )
 
 # Every pattern spans at most this many characters on either side of its gate word.
