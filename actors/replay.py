@@ -127,10 +127,18 @@ class ReplayLog:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                await self._events.append(self._user_id, batch)
-            if time.monotonic() - self._last_prune > self._window.total_seconds() / 4:
-                self._last_prune = time.monotonic()
-                await self._events.prune(self._user_id, older_than=self._cutoff())
+                try:
+                    await self._events.append(self._user_id, batch)
+                except Exception:
+                    # Kept, in order, for the next flush (the next event, or `drain`); beyond
+                    # what a resume could replay, the oldest are not worth keeping.
+                    self._pending = (batch + self._pending)[-self._max_events :]
+                    raise
+                if time.monotonic() - self._last_prune > self._window.total_seconds() / 4:
+                    self._last_prune = time.monotonic()
+                    await self._prune()
+                # Events numbered during either write found this task running and did not
+                # schedule another: the loop writes them too.
         except Exception:
             # A lost log entry costs a client a `recovered: false` and a reload, not data: the
             # messages themselves are stored by the turn.
@@ -138,7 +146,22 @@ class ReplayLog:
         finally:
             self._flusher = None
 
-    async def drain(self) -> None:
-        """Waits until every logged event is written (tests, shutdown)."""
-        while self._flusher is not None:
+    async def _prune(self) -> None:
+        try:
+            await self._events.prune(self._user_id, older_than=self._cutoff())
+        except Exception:
+            # Only delays the cleanup to the next flush.
+            logger.warning("could not prune the event log of user %s", self._user_id)
+
+    async def drain(self, attempts: int = 3) -> None:
+        """Waits until every logged event is written (tests, shutdown), retrying a failed
+        write up to `attempts` times."""
+        while self._flusher is not None or self._pending:
+            if self._flusher is None:
+                if attempts == 0:
+                    logger.error("gave up persisting events for user %s", self._user_id)
+                    return
+                attempts -= 1
+                self._schedule_flush()
+            assert self._flusher is not None
             await asyncio.shield(self._flusher)

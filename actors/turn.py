@@ -79,6 +79,8 @@ class Turn:
         self._assessment: Assessment | None = None
         self.reply_id: str | None = None
         self._retry = False
+        # Writes started beside the reply; done before its completion is announced.
+        self._writes: list[asyncio.Future[None]] = []
 
     def cancel(self, message_id: str | None = None) -> bool:
         """Stops the reply being written (if `message_id` is given, only that one)."""
@@ -114,16 +116,31 @@ class Turn:
             return
         self._assessment = assessment
         level = assessment.risk_level
-        await ctx.store.set_risk_level(stored.id, level.value)
-        if escalates(level):
-            ctx.broadcast(
-                SafetyEscalation(
-                    risk_level=level.value,
-                    emergency_resources=ctx.resources,
-                    session_id=msg.session_id,
+        # Bookkeeping writes go on beside the reply (they are not on the person's path to its
+        # first words); the turn ends only once they are done.
+        writes = self._writes = [asyncio.ensure_future(self._record_level(stored, level))]
+        try:
+            if escalates(level):
+                ctx.broadcast(
+                    SafetyEscalation(
+                        risk_level=level.value,
+                        emergency_resources=ctx.resources,
+                        session_id=msg.session_id,
+                    )
                 )
-            )
-            await self._audit(stored, assessment, escalation_action(level))
+                writes.append(
+                    asyncio.ensure_future(
+                        self._audit(stored, assessment, escalation_action(level))
+                    )
+                )
+            await self._reply(level, stored, history)
+        finally:
+            await asyncio.gather(*writes, return_exceptions=True)
+
+    async def _reply(
+        self, level: RiskLevel, stored: MessageRecord, history: list[MessageRecord]
+    ) -> None:
+        ctx = self._ctx
         if uses_fixed_reply(level):
             await self._stream(_FixedReply(crisis_reply(ctx.resources)), level, stored)
             return
@@ -142,6 +159,12 @@ class Turn:
             ctx.broadcast(ErrorEvent.from_error(GenerationFailed()))
             return
         await self._stream(stream, level, stored)
+
+    async def _record_level(self, stored: MessageRecord, level: RiskLevel) -> None:
+        try:
+            await self._ctx.store.set_risk_level(stored.id, level.value)
+        except Exception:
+            logger.exception("could not record the risk level for user %s", self._ctx.user_id)
 
     async def _store_user_message(self) -> MessageRecord | None:
         ctx, msg = self._ctx, self._message
@@ -320,6 +343,8 @@ class Turn:
             ctx.reply_ended()
             ctx.broadcast(ErrorEvent.from_error(error))
             return
+        # Whoever sees the completion and reads the history then sees the risk level too.
+        await asyncio.gather(*self._writes, return_exceptions=True)
         ctx.broadcast(
             AssistantMessageComplete(
                 message=CompletedMessage(

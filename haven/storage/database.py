@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-BUSY_TIMEOUT_MS = 5000
+# Several processes (the Gateway, every ConnectionHost) write one SQLite file; on busy cores a
+# writer can wait seconds for its turn, and failing a person's turn is worse than waiting.
+BUSY_TIMEOUT_MS = 30_000
 
 # Execution option that picks SQLite's BEGIN mode for one connection ("DEFERRED", "IMMEDIATE").
 SQLITE_BEGIN_OPTION = "haven_sqlite_begin"
@@ -19,6 +23,20 @@ _ASYNC_DRIVERS = {
     "postgres": "postgresql+asyncpg",
     "postgresql": "postgresql+asyncpg",
 }
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that may read before it writes.
+
+    SQLite's default (deferred) BEGIN takes a read snapshot first and fails at once with
+    "database is locked" if another writer commits before this one writes; IMMEDIATE takes
+    the write lock up front and waits its turn (busy timeout) instead. PostgreSQL ignores it.
+    """
+    async with engine.connect() as conn:
+        await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        async with conn.begin():
+            yield conn
 
 
 def async_url(url: str | URL) -> URL:

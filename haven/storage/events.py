@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from haven.storage.database import write_transaction
 from haven.storage.tables import User, UserEvent
 
 
@@ -79,7 +80,8 @@ class EventLog:
     async def prune(self, user_id: str, *, older_than: datetime) -> None:
         """Drops events created at or before `older_than`, raising the floor past them."""
         old = (UserEvent.user_id == user_id) & (UserEvent.created_at <= older_than)
-        async with self._engine.begin() as conn:
+        # Reads the highest dropped number, then writes: the write lock must come first.
+        async with write_transaction(self._engine) as conn:
             dropped = (await conn.execute(select(func.max(UserEvent.seq)).where(old))).scalar()
             if dropped is None:
                 return

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -24,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from haven.errors import SessionNotFound, UsernameTaken
 from haven.risk import RiskLevel
 from haven.storage.audit import AuditLog
-from haven.storage.database import SQLITE_BEGIN_OPTION, create_engine
+from haven.storage.database import create_engine, write_transaction
 from haven.storage.events import EventLog
 from haven.storage.records import (
     MESSAGE_ROLES,
@@ -112,18 +111,8 @@ class Store:
     ) -> None:
         await self.close()
 
-    @contextlib.asynccontextmanager
-    async def _write_transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that reads before it writes.
-
-        SQLite's default (deferred) BEGIN would take a read snapshot first and fail with
-        "database is locked" if another writer commits before this one writes; IMMEDIATE takes
-        the write lock up front and waits its turn instead. PostgreSQL ignores the option.
-        """
-        async with self._engine.connect() as conn:
-            await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            async with conn.begin():
-                yield conn
+    def _write_transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return write_transaction(self._engine)
 
     # Users
 

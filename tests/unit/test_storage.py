@@ -25,7 +25,7 @@ import haven.storage.store as store_module
 from haven.errors import SessionNotFound, UsernameTaken
 from haven.risk import RiskLevel
 from haven.storage import Store
-from haven.storage.database import create_engine
+from haven.storage.database import BUSY_TIMEOUT_MS, create_engine
 from haven.storage.migrate import alembic_config, upgrade
 from haven.storage.tables import Base, Message
 
@@ -100,7 +100,7 @@ async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(
             name: (await conn.execute(text(f"PRAGMA {name}"))).scalar_one()
             for name in ("journal_mode", "busy_timeout", "foreign_keys")
         }
-    assert pragmas == {"journal_mode": "wal", "busy_timeout": 5000, "foreign_keys": 1}
+    assert pragmas == {"journal_mode": "wal", "busy_timeout": BUSY_TIMEOUT_MS, "foreign_keys": 1}
 
 
 # Users
