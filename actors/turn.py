@@ -34,6 +34,7 @@ from haven.safety_policy import (
     CRISIS_SUPPORT,
     UNASSESSED,
     Action,
+    check_in_footer,
     crisis_reply,
     escalates,
     escalation_action,
@@ -291,6 +292,12 @@ class Turn:
             status, text = "replaced", safe_replacement(ctx.resources)
             logger.warning("generated reply replaced for user %s: %s", ctx.user_id, outcome.unsafe)
             await self._audit(stored, self._assessment, Action.REPLY_REPLACED)
+        elif escalates(level) and not uses_fixed_reply(level):
+            footer = check_in_footer(ctx.resources)
+            ctx.broadcast(
+                AssistantMessageChunk(chunk=footer, session_id=session_id, message_id=reply_id)
+            )
+            text += footer
         await self._complete(reply_id, text, intent, level, status)
 
     async def _consume(

@@ -51,6 +51,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     try:
         claims = await _authenticate(websocket, svc, codec)
     except HavenError as error:
+        # The reason only: what the client sent (a token) never goes into a log.
+        logger.debug("socket refused at authentication: %s", error.code)
         await _close_with(websocket, codec, error)
         return
     svc.open_sockets.add(websocket)

@@ -33,6 +33,7 @@ class _ClientFrame(BaseModel):
 
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH)]
+NUL = "\x00"
 TOKEN_MAX_LENGTH = 4096
 
 
@@ -46,7 +47,8 @@ class SessionMessage(_ClientFrame):
     )
     message_text: Annotated[str, StringConstraints(max_length=MESSAGE_TEXT_CEILING)] = Field(
         description="What the person wrote: not empty or only whitespace (`empty_message`), "
-        "at most `max_message_chars` characters (`message_too_long`)."
+        "at most `max_message_chars` characters (`message_too_long`), no NUL (U+0000) "
+        "character (`invalid_message`)."
     )
     # Chosen by the client; resending the same id (after a reconnect) never makes a second
     # message or a second reply.
@@ -136,6 +138,10 @@ def parse_client_object(data: object, *, max_message_chars: int) -> ClientFrame:
                 "message_too_long",
                 f"message_text is longer than {max_message_chars} characters.",
             )
+        # Stored text and ids: PostgreSQL cannot hold NUL in text (SQLite could, so both refuse).
+        for field in ("message_text", "client_message_id"):
+            if NUL in (getattr(message, field) or ""):
+                raise InvalidMessage("invalid_message", f"{field} must not contain NUL (U+0000).")
     return message
 
 

@@ -62,7 +62,8 @@ ERROR_WHEN: dict[str, str] = {
     "FrameTooLarge": "A frame larger than `max_frame_bytes`; do not send it again.",
     "invalid_json": "A text frame that is not JSON.",
     "invalid_msgpack": "A binary frame that is not valid MessagePack (MessagePack sockets).",
-    "invalid_message": "Not an object, or a missing, extra or wrongly typed field.",
+    "invalid_message": "Not an object, or a missing, extra or wrongly typed field, or a NUL "
+    "(U+0000) in `message_text` or `client_message_id`.",
     "unknown_type": "`type` missing or not a client message type.",
     "empty_message": "`message_text` empty or only whitespace.",
     "message_too_long": "`message_text` longer than `max_message_chars`.",

@@ -76,6 +76,17 @@ def crisis_reply(resources: EmergencyResources) -> list[str]:
     ]
 
 
+def check_in_footer(resources: EmergencyResources) -> str:
+    """Ends every generated reply at high risk, whatever the model wrote: the way to reach
+    someone now is part of the reply itself, not only of the escalation panel."""
+    emergency = resources.emergency_number or "your local emergency number"
+    return (
+        f"\n\nIf you're thinking about ending your life or feel unsafe, you can call "
+        f"{resources.crisis_hotline} or {_text_line(resources)[0].lower()}"
+        f"{_text_line(resources)[1:]}, any time. If you're in immediate danger, call {emergency}."
+    )
+
+
 def safe_replacement(resources: EmergencyResources) -> str:
     """Sent instead of a generated reply that failed the output check."""
     return (

@@ -217,9 +217,16 @@ class Store:
         `message_id` lets the caller announce a reply's id while it streams and store it under
         that id once complete; by default a new UUID. A `client_message_id` the user already
         used raises `DuplicateMessage` carrying the stored message.
+
+        PostgreSQL cannot store NUL in text, so on every backend a NUL in `text` (a model's
+        reply may hold one; the protocol refuses it in a person's message) is stored as U+FFFD,
+        and one in `client_message_id` raises ValueError.
         """
         if role not in MESSAGE_ROLES:
             raise ValueError(f"unknown message role {role!r}")
+        if client_message_id is not None and "\x00" in client_message_id:
+            raise ValueError("client_message_id must not contain NUL")
+        text = text.replace("\x00", "\ufffd")
         level = _risk_level(risk_level)
         sid = _canonical_uuid(session_id)
         if sid is None:

@@ -1,8 +1,10 @@
-"""The Gateway app in-process: real storage and auth, fake model deployments."""
+"""The Gateway app in-process: real storage and auth, fake model deployments.
+
+Every test here runs twice, on SQLite and on PostgreSQL (`database_url`, tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,27 @@ from tests.rest_client import RestSteps
 SECRET = "s" * 48
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+SettingsFactory = Callable[..., Settings]
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "environment": "test",
         "jwt_secret": SECRET,
         "data_dir": tmp_path,
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'haven.db'}",
+        "database_url": database_url,
     }
     return Settings(**(values | overrides))
+
+
+@pytest.fixture
+def app_settings(tmp_path: Path, database_url: str) -> SettingsFactory:
+    """Settings for this test's database, with the given fields overridden."""
+
+    def make(**overrides: Any) -> Settings:
+        return make_settings(tmp_path, database_url, **overrides)
+
+    return make
 
 
 class Harness(RestSteps):
@@ -76,5 +91,5 @@ def build_harness(settings: Settings) -> Iterator[Harness]:
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    yield from build_harness(make_settings(tmp_path))
+def harness(app_settings: SettingsFactory) -> Iterator[Harness]:
+    yield from build_harness(app_settings())

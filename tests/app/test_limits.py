@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from tests.app.conftest import Harness, build_harness, make_settings
+from tests.app.conftest import Harness, SettingsFactory, build_harness
 from tests.app.wire import connect, send, until
 from tests.fakes import ENDLESS
 
@@ -20,8 +19,8 @@ def _closed(ws) -> tuple[dict, int]:  # type: ignore[no-untyped-def, type-arg]
     return error, closed.value.code
 
 
-def test_connection_over_the_per_user_limit_closes_4003(tmp_path: Path) -> None:
-    for harness in build_harness(make_settings(tmp_path, max_connections_per_user=2)):
+def test_connection_over_the_per_user_limit_closes_4003(app_settings: SettingsFactory) -> None:
+    for harness in build_harness(app_settings(max_connections_per_user=2)):
         ana, bob = harness.register("ana"), harness.register("bob")
         with connect(harness, ana) as one, connect(harness, ana) as two:
             until(one, "connection")
@@ -37,8 +36,8 @@ def test_connection_over_the_per_user_limit_closes_4003(tmp_path: Path) -> None:
             assert until(one, "pong")
 
 
-def test_connecting_too_often_closes_with_the_retryable_code(tmp_path: Path) -> None:
-    for harness in build_harness(make_settings(tmp_path, new_connections_per_minute=2)):
+def test_connecting_too_often_closes_with_the_retryable_code(app_settings: SettingsFactory) -> None:
+    for harness in build_harness(app_settings(new_connections_per_minute=2)):
         token = harness.register("ana")
         for _ in range(2):
             with connect(harness, token) as ws:
@@ -50,11 +49,9 @@ def test_connecting_too_often_closes_with_the_retryable_code(tmp_path: Path) -> 
 
 
 def test_messages_over_the_rate_get_rate_limited_then_sustained_abuse_closes(
-    tmp_path: Path,
+    app_settings: SettingsFactory,
 ) -> None:
-    settings = make_settings(
-        tmp_path, message_burst=2, message_rate_per_s=0.01, rate_limit_close_after=3
-    )
+    settings = app_settings(message_burst=2, message_rate_per_s=0.01, rate_limit_close_after=3)
     for harness in build_harness(settings):
         token = harness.register("ana")
         session_id = harness.new_session(token)
@@ -76,8 +73,8 @@ def test_messages_over_the_rate_get_rate_limited_then_sustained_abuse_closes(
         assert len(harness.messages(token, session_id)) == 4
 
 
-def test_frame_over_the_size_limit_closes_1009(tmp_path: Path) -> None:
-    for harness in build_harness(make_settings(tmp_path, max_frame_bytes=1024)):
+def test_frame_over_the_size_limit_closes_1009(app_settings: SettingsFactory) -> None:
+    for harness in build_harness(app_settings(max_frame_bytes=1024)):
         token = harness.register("ana")
         session_id = harness.new_session(token)
         with connect(harness, token) as ws:
@@ -99,8 +96,8 @@ def test_foreign_origin_is_refused_at_the_handshake(harness: Harness) -> None:
         pass
 
 
-def test_same_origin_and_listed_origins_are_allowed(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, allowed_origins=("https://app.example",))
+def test_same_origin_and_listed_origins_are_allowed(app_settings: SettingsFactory) -> None:
+    settings = app_settings(allowed_origins=("https://app.example",))
     for harness in build_harness(settings):
         token = harness.register("ana")
         for origin in ("http://testserver", "https://app.example"):

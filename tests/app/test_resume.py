@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import itertools
 import time
-from pathlib import Path
 from typing import Any
 
 from starlette.testclient import WebSocketTestSession
 
-from tests.app.conftest import Harness, build_harness, make_settings
+from tests.app.conftest import Harness, SettingsFactory, build_harness
 from tests.app.wire import connect, send, until
 from tests.fakes import SLOW, FakeGenerator
 
@@ -88,8 +87,8 @@ def test_reply_finished_while_away_is_delivered_on_resume(harness: Harness) -> N
     assert replay[0]["message"]["text"] == FakeGenerator.full_text()
 
 
-def test_resume_older_than_the_window_says_not_recovered(tmp_path: Path) -> None:
-    for harness in build_harness(make_settings(tmp_path, replay_max_events=3)):
+def test_resume_older_than_the_window_says_not_recovered(app_settings: SettingsFactory) -> None:
+    for harness in build_harness(app_settings(replay_max_events=3)):
         token = harness.register("ana")
         session_id = harness.new_session(token)
         with connect(harness, token) as ws:

@@ -4,9 +4,8 @@ closed, unsafe generated text replaced, every escalation audited without the mes
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-from tests.app.conftest import Harness, build_harness, make_settings
+from tests.app.conftest import Harness, SettingsFactory, build_harness
 from tests.app.wire import connect, send, until
 from tests.fakes import (
     BREAK_CLASSIFIER,
@@ -16,6 +15,7 @@ from tests.fakes import (
     MEDIUM_WORD,
     UNSAFE_GENERATOR,
     UNSAFE_PIECES,
+    FakeGenerator,
 )
 
 
@@ -54,6 +54,11 @@ def test_high_risk_escalates_then_generates_a_safety_check_in(harness: Harness) 
     assert events[-1]["message"]["intent"] == "safety_check_in"
     (request,) = harness.generator.requests
     assert request.intent == "safety_check_in" and request.risk_level == "high"
+    # Whatever the model wrote, the reply ends with how to reach someone now.
+    text = events[-1]["message"]["text"]
+    assert text.startswith(FakeGenerator.full_text()) and "988" in text and "741741" in text
+    streamed = "".join(e["chunk"] for e in events if e["type"] == "assistant_message_chunk")
+    assert streamed.strip() == text
 
 
 def test_medium_risk_is_not_escalated_but_the_prompt_knows_the_level(harness: Harness) -> None:
@@ -83,8 +88,8 @@ def test_risk_stated_earlier_carries_over_to_a_short_reply(harness: Harness) -> 
     assert text == "ok" and any(CRITICAL_WORD in c for c in context)
 
 
-def test_classifier_timeout_fails_closed(tmp_path: Path) -> None:
-    for harness in build_harness(make_settings(tmp_path, safety_timeout_s=0.3)):
+def test_classifier_timeout_fails_closed(app_settings: SettingsFactory) -> None:
+    for harness in build_harness(app_settings(safety_timeout_s=0.3)):
         token = harness.register("ana")
         session_id = harness.new_session(token)
         with connect(harness, token) as ws:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from pathlib import Path
 
 import jwt
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from tests.app.conftest import SECRET, Harness, build_harness, make_settings
+from tests.app.conftest import SECRET, Harness, SettingsFactory, build_harness
 from tests.app.wire import until
 
 
@@ -56,15 +55,17 @@ def test_first_frame_that_is_not_auth_closes_4001(harness: Harness) -> None:
     assert error["code"] == "invalid_token" and code == 4001
 
 
-def test_no_token_within_the_auth_timeout_closes_4001(tmp_path: Path) -> None:
-    for harness in build_harness(make_settings(tmp_path, auth_timeout_s=0.3)):
+def test_no_token_within_the_auth_timeout_closes_4001(app_settings: SettingsFactory) -> None:
+    for harness in build_harness(app_settings(auth_timeout_s=0.3)):
         with harness.client.websocket_connect("/ws") as ws:
             error, code = _closed(ws)
         assert error["code"] == "invalid_token" and code == 4001
 
 
-def test_expiring_token_is_announced_then_the_socket_closes_4002(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, token_expiring_lead_s=1.0, token_grace_s=0.2)
+def test_expiring_token_is_announced_then_the_socket_closes_4002(
+    app_settings: SettingsFactory,
+) -> None:
+    settings = app_settings(token_expiring_lead_s=1.0, token_grace_s=0.2)
     for harness in build_harness(settings):
         user_id = _user_id(harness, harness.register("ana"))
         with harness.client.websocket_connect(f"/ws?token={_token(user_id, 1.5)}") as ws:
@@ -76,8 +77,8 @@ def test_expiring_token_is_announced_then_the_socket_closes_4002(tmp_path: Path)
         assert code == 4002
 
 
-def test_fresh_token_on_the_open_socket_keeps_it_open(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, token_expiring_lead_s=1.0, token_grace_s=0.2)
+def test_fresh_token_on_the_open_socket_keeps_it_open(app_settings: SettingsFactory) -> None:
+    settings = app_settings(token_expiring_lead_s=1.0, token_grace_s=0.2)
     for harness in build_harness(settings):
         user_id = _user_id(harness, harness.register("ana"))
         with harness.client.websocket_connect(f"/ws?token={_token(user_id, 1.5)}") as ws:
@@ -136,7 +137,11 @@ def test_tokens_never_appear_in_logs(harness: Harness, caplog: pytest.LogCapture
     # The in-process test client (httpx) logs its own request URLs; the server's lines are
     # what must stay clean. The real-server tests check the proxy's logs too.
     server_records = [r for r in caplog.records if not r.name.startswith("httpx")]
-    assert server_records, "nothing was logged, so the check below proves nothing"
+    # The refused token's socket is logged by Haven itself (the database driver's chatter, on
+    # SQLite only, would not do: on PostgreSQL there is none).
+    assert any(r.name.startswith("deployments.") for r in server_records), (
+        "nothing was logged, so the check below proves nothing"
+    )
     for record in server_records:
         assert token not in record.getMessage()
         assert token not in str(record.exc_text or "")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -11,8 +10,9 @@ import pytest
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
-from tests.app.conftest import SECRET, Harness, build_harness, make_settings
+from tests.app.conftest import SECRET, Harness, SettingsFactory, build_harness
 from tests.app.wire import TIMESTAMP, connect, send, until
+from tests.conftest import SQLITE_ONLY
 from tests.fakes import BREAK_CLASSIFIER, BREAK_GENERATOR, SLOW, FakeGenerator
 
 
@@ -97,6 +97,15 @@ BAD_FRAMES: list[tuple[str, str]] = [
         "invalid_message",
     ),
     ('{"type": "session_message", "session_id": "SID", "message_text": "   "}', "empty_message"),
+    # PostgreSQL cannot store NUL: refused up front on every backend, not a retryable failure.
+    (
+        '{"type": "session_message", "session_id": "SID", "message_text": "a\\u0000b"}',
+        "invalid_message",
+    ),
+    (
+        '{"type": "session_message", "session_id": "SID", "message_text": "hi", "client_message_id": "c\\u0000"}',
+        "invalid_message",
+    ),
     (
         '{"type": "session_message", "session_id": "SID", "message_text": "' + "a" * 4001 + '"}',
         "message_too_long",
@@ -147,6 +156,7 @@ def _closed_with(ws: WebSocketTestSession) -> tuple[dict[str, Any], int]:
     return error, closed.value.code
 
 
+@SQLITE_ONLY  # refused before storage is reached; the 10 s auth timeout is paid once
 @pytest.mark.parametrize("query", ["", "?token=", "?token=garbage", "?token=a.b.c"])
 def test_missing_or_invalid_token_closes_4001(harness: Harness, query: str) -> None:
     with harness.client.websocket_connect(f"/ws{query}") as ws:
@@ -247,8 +257,8 @@ def test_messages_of_one_user_are_answered_in_order(harness: Harness) -> None:
     assert roles == ["user", "assistant"] * 3
 
 
-def test_websocket_disabled_refuses_handshake_but_rest_works(tmp_path: Path) -> None:
-    for harness in build_harness(make_settings(tmp_path, enable_websocket=False)):
+def test_websocket_disabled_refuses_handshake_but_rest_works(app_settings: SettingsFactory) -> None:
+    for harness in build_harness(app_settings(enable_websocket=False)):
         token = harness.register("ana")
         with pytest.raises(WebSocketDisconnect), connect(harness, token):
             pass

@@ -108,8 +108,8 @@ def test_policy_per_level(
     assert uses_fixed_reply(level) is fixed
 
 
-async def _core(tmp_path: Path) -> tuple[ConnectionHostCore, Store, str]:
-    settings = Settings(data_dir=tmp_path)
+async def _core(tmp_path: Path, database_url: str) -> tuple[ConnectionHostCore, Store, str]:
+    settings = Settings(data_dir=tmp_path, database_url=database_url)
     await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
     store = Store.from_url(settings.resolved_database_url)
     user = await store.create_user("ana", "hash")
@@ -117,8 +117,8 @@ async def _core(tmp_path: Path) -> tuple[ConnectionHostCore, Store, str]:
     return core, store, user.id
 
 
-async def test_idle_user_is_evicted_from_its_host(tmp_path: Path) -> None:
-    core, store, user_id = await _core(tmp_path)
+async def test_idle_user_is_evicted_from_its_host(tmp_path: Path, database_url: str) -> None:
+    core, store, user_id = await _core(tmp_path, database_url)
     frames: AsyncIterator[list] = core.attach(user_id, "s1", SocketTicket())  # type: ignore[type-arg]
     assert await anext(frames) == []
     assert core.user_count == 1
@@ -132,8 +132,8 @@ async def test_idle_user_is_evicted_from_its_host(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_revoking_a_token_closes_only_its_sockets(tmp_path: Path) -> None:
-    core, store, user_id = await _core(tmp_path)
+async def test_revoking_a_token_closes_only_its_sockets(tmp_path: Path, database_url: str) -> None:
+    core, store, user_id = await _core(tmp_path, database_url)
     a = core.attach(user_id, "a", SocketTicket(jti="one"))
     b = core.attach(user_id, "b", SocketTicket(jti="two"))
     assert await anext(a) == [] and await anext(b) == []

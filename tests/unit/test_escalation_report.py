@@ -1,5 +1,6 @@
-"""`python -m haven.escalations report`: counts per period from a real, migrated SQLite database,
-and nothing in the output that points at a person, a session or a message."""
+"""`python -m haven.escalations report`: counts per period from a real, migrated database (SQLite
+and PostgreSQL: tests/conftest.py), and nothing in the output that points at a person, a session
+or a message."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import inspect, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from haven.escalations import build_report, main
 from haven.storage import Store
+from haven.storage.database import sqlite_path
 from haven.storage.migrate import upgrade
-from haven.storage.tables import Escalation
+from haven.storage.tables import Base, Escalation
+from tests.postgres import Postgres
 
 CRISIS = "resources_and_crisis_reply"
 CHECK_IN = "resources_and_safety_check_in"
@@ -64,8 +69,7 @@ async def _seed(url: str, records: list[tuple[datetime, str, str]]) -> Ids:
     return Ids("river.m", user.id, session.id, message.id)
 
 
-def _database(tmp_path: Path, records: list[tuple[datetime, str, str]]) -> tuple[str, Ids]:
-    url = _url(tmp_path / "haven.db")
+def _database(url: str, records: list[tuple[datetime, str, str]]) -> tuple[str, Ids]:
     upgrade(url)
     return url, asyncio.run(_seed(url, records))
 
@@ -103,9 +107,9 @@ NOVEMBER = [
 
 
 def test_records_are_counted_in_the_iso_week_they_were_made(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, _ = _database(tmp_path, NOVEMBER)
+    url, _ = _database(database_url, NOVEMBER)
     report = _json_report(url, capsys, "--since", "2026-11-02", "--until", "2026-11-30")
     periods = {p["period"]: p for p in report["periods"]}  # type: ignore[attr-defined]
     assert list(periods) == ["2026-W45", "2026-W46", "2026-W47", "2026-W48"]
@@ -124,12 +128,12 @@ def test_records_are_counted_in_the_iso_week_they_were_made(
 
 
 def test_records_are_counted_in_the_day_and_month_of_their_utc_time(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # 23:30 in New York on 31 October is 03:30 UTC on 1 November.
     late_evening_new_york = datetime(2026, 10, 31, 23, 30, tzinfo=timezone(timedelta(hours=-4)))
     url, _ = _database(
-        tmp_path,
+        database_url,
         [(late_evening_new_york, "high", CHECK_IN), (_at(15, month=10), "high", CHECK_IN)],
     )
     monthly = _json_report(
@@ -149,9 +153,9 @@ def test_records_are_counted_in_the_day_and_month_of_their_utc_time(
 
 
 def test_since_is_inclusive_until_is_exclusive_and_cut_periods_are_marked_partial(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, _ = _database(tmp_path, NOVEMBER)
+    url, _ = _database(database_url, NOVEMBER)
     # From the W46 replaced reply, a Tuesday noon (counted), to the W47 critical one (not counted).
     report = _json_report(
         url, capsys, "--since", "2026-11-10T12:00:00Z", "--until", "2026-11-20T12:00:00+00:00"
@@ -168,11 +172,11 @@ def test_since_is_inclusive_until_is_exclusive_and_cut_periods_are_marked_partia
 
 
 def test_default_window_is_the_last_30_days_of_the_database_in_settings(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = datetime.now(UTC)
     url, _ = _database(
-        tmp_path,
+        database_url,
         [
             (now - timedelta(hours=1), "critical", CRISIS),
             (now - timedelta(days=40), "high", CHECK_IN),
@@ -186,9 +190,9 @@ def test_default_window_is_the_last_30_days_of_the_database_in_settings(
 
 @pytest.mark.parametrize("fmt", ["table", "json", "csv"])
 def test_report_holds_no_ids_usernames_text_or_scores(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+    database_url: str, capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
-    url, ids = _database(tmp_path, NOVEMBER)
+    url, ids = _database(database_url, NOVEMBER)
     code, out, _ = _run(
         [
             "report",
@@ -213,9 +217,9 @@ def test_report_holds_no_ids_usernames_text_or_scores(
 
 
 def test_csv_has_one_row_per_period_with_the_same_counts_as_json(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, _ = _database(tmp_path, NOVEMBER)
+    url, _ = _database(database_url, NOVEMBER)
     window = ["--since", "2026-11-02", "--until", "2026-11-30"]
     code, out, _ = _run(["report", "--database-url", url, "--format", "csv", *window], capsys)
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -237,8 +241,31 @@ def test_a_level_or_action_the_code_does_not_know_gets_its_own_count() -> None:
     assert period["by_action"]["paged_on_call"] == 2
 
 
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+async def _tables(url: str) -> set[str]:
+    async with Store.from_url(url) as store, store.engine.connect() as conn:
+        return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+def _snapshot(url: str) -> dict[str, object]:
+    """Every byte of a SQLite database's folder; every row of a PostgreSQL database."""
+    path = sqlite_path(url)
+    if path is not None:
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.parent.iterdir())
+        }
+
+    def rows(conn: Connection) -> dict[str, object]:
+        return {
+            table.name: sorted(map(tuple, conn.execute(select(table)).all()))
+            for table in Base.metadata.sorted_tables
+        }
+
+    async def read() -> dict[str, object]:
+        async with Store.from_url(url) as store, store.engine.connect() as conn:
+            return await conn.run_sync(rows)
+
+    return asyncio.run(read())
 
 
 @pytest.mark.parametrize(
@@ -254,15 +281,15 @@ def _snapshot(folder: Path) -> dict[str, str]:
     ],
 )
 def test_bad_arguments_exit_2_with_a_reason_and_leave_the_database_untouched(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], complaint: str
+    database_url: str, capsys: pytest.CaptureFixture[str], args: list[str], complaint: str
 ) -> None:
-    url, _ = _database(tmp_path, NOVEMBER)
-    before = _snapshot(tmp_path)
+    url, _ = _database(database_url, NOVEMBER)
+    before = _snapshot(url)
     code, out, err = _run([*args, "--database-url", url] if args else args, capsys)
     assert code == 2
     assert out == ""
     assert complaint in err
-    assert _snapshot(tmp_path) == before
+    assert _snapshot(url) == before
 
 
 def test_missing_database_exits_1_and_is_not_created(
@@ -275,18 +302,25 @@ def test_missing_database_exits_1_and_is_not_created(
     assert not missing.parent.exists()
 
 
-def test_unmigrated_database_exits_1_and_says_to_migrate(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_missing_postgresql_database_exits_1_and_is_not_created(
+    postgres_server: Postgres, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = _url(tmp_path / "empty.db")
+    missing = postgres_server.url("haven_test_never_created")
+    code, out, err = _run(["report", "--database-url", missing], capsys)
+    assert (code, out) == (1, "")
+    assert "cannot read escalations" in err and "haven_test_never_created" in err
+    with pytest.raises(DBAPIError, match="does not exist"):
+        asyncio.run(_tables(missing))
+
+
+def test_unmigrated_database_exits_1_and_says_to_migrate(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = database_url
     upgrade(url, "0001")  # before the escalations table existed
 
-    async def tables() -> set[str]:
-        async with Store.from_url(url) as store, store.engine.connect() as conn:
-            rows = await conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'"))
-            return {row[0] for row in rows}
-
-    assert "escalations" not in asyncio.run(tables())
+    tables = asyncio.run(_tables(url))
+    assert "users" in tables and "escalations" not in tables
     code, out, err = _run(["report", "--database-url", url], capsys)
     assert (code, out) == (1, "")
     assert "haven.storage.migrate" in err

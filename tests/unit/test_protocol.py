@@ -57,6 +57,14 @@ def test_ping_parses() -> None:
         ('{"type":"session_message","session_id":"s","message_text":""}', "empty_message"),
         ('{"type":"session_message","session_id":"s","message_text":"\\n\\t "}', "empty_message"),
         (
+            '{"type":"session_message","session_id":"s","message_text":"a\\u0000"}',
+            "invalid_message",
+        ),
+        (
+            '{"type":"session_message","session_id":"s","message_text":"a","client_message_id":"\\u0000"}',
+            "invalid_message",
+        ),
+        (
             '{"type":"session_message","session_id":"s","message_text":"' + "x" * 101 + '"}',
             "message_too_long",
         ),

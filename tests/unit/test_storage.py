@@ -1,24 +1,19 @@
-"""Store, schema and migrations, against a fresh SQLite file per test.
-
-Set HAVEN_TEST_POSTGRES_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1/haven_test, a database
-these tests may wipe) to run every test against PostgreSQL as well.
-"""
+"""Store, schema and migrations, each test on a fresh SQLite file and on a fresh PostgreSQL
+database (tests/conftest.py: `database_url`)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection
 
 import haven.storage.store as store_module
@@ -27,30 +22,19 @@ from haven.risk import RiskLevel
 from haven.storage import Store
 from haven.storage.database import BUSY_TIMEOUT_MS, create_engine
 from haven.storage.migrate import alembic_config, upgrade
-from haven.storage.tables import Base, Message
-
-POSTGRES_URL = os.environ.get("HAVEN_TEST_POSTGRES_URL", "")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        # A directory that does not exist yet: upgrade() has to create it.
-        url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'haven.db'}"
-    else:
-        url = POSTGRES_URL
-        engine = create_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-    upgrade(url)
-    return url
+from haven.storage.tables import Base, ChatSession, Message, User
+from tests.conftest import SQLITE_ONLY
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    store = Store.from_url(database_url)
+async def migrated_url(database_url: str) -> str:
+    upgrade(database_url)  # for SQLite into a folder that does not exist yet: upgrade creates it
+    return database_url
+
+
+@pytest.fixture
+async def store(migrated_url: str) -> AsyncIterator[Store]:
+    store = Store.from_url(migrated_url)
     yield store
     await store.close()
 
@@ -71,14 +55,69 @@ async def test_migrated_schema_matches_the_orm(store: Store) -> None:
         assert await conn.run_sync(_schema_diff) == []
 
 
-async def test_upgrade_at_head_changes_nothing(database_url: str) -> None:
-    upgrade(database_url)  # from inside a running event loop, as here, too
-    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    engine = create_engine(database_url)
+async def test_upgrade_at_head_changes_nothing(migrated_url: str) -> None:
+    upgrade(migrated_url)  # from inside a running event loop, as here, too
+    head = ScriptDirectory.from_config(alembic_config(migrated_url)).get_current_head()
+    engine = create_engine(migrated_url)
     async with engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     await engine.dispose()
     assert [row[0] for row in versions] == [head]
+
+
+def test_upgrade_and_downgrade_keep_the_rows_of_the_first_revision(database_url: str) -> None:
+    """0002 adds NOT NULL columns to tables that hold rows (SQLite rebuilds them: batch mode)."""
+    upgrade(database_url, "0001")
+    ids = {"user": str(uuid.uuid4()), "session": str(uuid.uuid4()), "message": str(uuid.uuid4())}
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+
+    async def seed() -> None:
+        engine = create_engine(database_url)
+        async with engine.begin() as conn:  # only the columns 0001 has
+            await conn.execute(
+                insert(User).values(
+                    id=ids["user"],
+                    username="Ana",
+                    username_key="ana",
+                    password_hash="h",
+                    created_at=at,
+                )
+            )
+            await conn.execute(
+                insert(ChatSession).values(id=ids["session"], user_id=ids["user"], created_at=at)
+            )
+            await conn.execute(
+                insert(Message).values(
+                    id=ids["message"],
+                    session_id=ids["session"],
+                    user_id=ids["user"],
+                    seq=1,
+                    role="user",
+                    text="kept",
+                    created_at=at,
+                )
+            )
+        await engine.dispose()
+
+    async def check() -> None:
+        async with Store.from_url(database_url) as store:
+            user = await store.get_user(ids["user"])
+            assert user is not None and user.username == "Ana" and user.locale is None
+            [message] = await store.list_messages(ids["user"], ids["session"])
+            assert (message.id, message.text, message.created_at) == (ids["message"], "kept", at)
+
+    asyncio.run(seed())
+    upgrade(database_url)
+    asyncio.run(check())
+
+    async def reserve() -> tuple[int, int]:
+        async with Store.from_url(database_url) as store:
+            return await store.events.reserve(ids["user"], 10)
+
+    assert asyncio.run(reserve()) == (0, 10)  # the new counter starts at its server default
+    command.downgrade(alembic_config(database_url), "0001")
+    upgrade(database_url)
+    asyncio.run(check())
 
 
 def test_offline_postgresql_migration_renders(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,11 +129,8 @@ def test_offline_postgresql_migration_renders(capsys: pytest.CaptureFixture[str]
     assert "ON DELETE CASCADE" in sql
 
 
-async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(
-    store: Store, database_url: str
-) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite only")
+@SQLITE_ONLY
+async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(store: Store) -> None:
     async with store.engine.connect() as conn:
         pragmas = {
             name: (await conn.execute(text(f"PRAGMA {name}"))).scalar_one()
@@ -296,6 +332,18 @@ async def test_caller_chosen_message_id_is_kept(store: Store) -> None:
         await store.add_message(user_id, session.id, "assistant", "hi", message_id="nope")
 
 
+async def test_nul_is_stored_as_a_replacement_character_on_every_backend(store: Store) -> None:
+    # PostgreSQL refuses NUL in text; a model's reply holding one must still be stored.
+    user_id = await _user_id(store)
+    session = await store.create_session(user_id)
+    stored = await store.add_message(user_id, session.id, "assistant", "a\x00b")
+    assert stored.text == "a\ufffdb"
+    assert [m.text for m in await store.list_messages(user_id, session.id)] == ["a\ufffdb"]
+    with pytest.raises(ValueError):
+        await store.add_message(user_id, session.id, "user", "hi", client_message_id="c\x00")
+    assert len(await store.list_messages(user_id, session.id)) == 1
+
+
 async def test_risk_level_can_be_set_after_assessment(store: Store) -> None:
     user_id = await _user_id(store)
     session = await store.create_session(user_id)
@@ -321,23 +369,23 @@ async def test_concurrent_messages_are_all_stored_in_one_order(store: Store) -> 
 
 
 async def test_message_is_visible_to_another_store_as_soon_as_it_is_added(
-    store: Store, database_url: str
+    store: Store, migrated_url: str
 ) -> None:
     user_id = await _user_id(store)
     session = await store.create_session(user_id)
     await store.add_message(user_id, session.id, "user", "committed")
-    async with Store.from_url(database_url) as other:
+    async with Store.from_url(migrated_url) as other:
         assert [m.text for m in await other.list_messages(user_id, session.id)] == ["committed"]
 
 
-async def test_data_survives_closing_and_reopening_the_store(database_url: str) -> None:
-    first = Store.from_url(database_url)
+async def test_data_survives_closing_and_reopening_the_store(migrated_url: str) -> None:
+    first = Store.from_url(migrated_url)
     user = await first.create_user("alice", "hash")
     session = await first.create_session(user.id)
     message = await first.add_message(user.id, session.id, "user", "remember me")
     await first.close()
 
-    async with Store.from_url(database_url) as second:
+    async with Store.from_url(migrated_url) as second:
         assert await second.get_user_by_username("alice") == user
         assert await second.list_sessions(user.id) == [session]
         assert await second.list_messages(user.id, session.id) == [message]
