@@ -19,8 +19,10 @@ default to the values below, read from the environment of the Ray node:
   that stops reading would otherwise grow the proxy's write buffer without bound; past the limit
   the socket is closed with 4009 (slow consumer) and dropped after a short grace.
 
-This relies on Serve's internals (the callback runs first, Serve passes no `ws_*` arguments);
-`tests/integration/test_transport.py` fails if a Ray upgrade changes that.
+This relies on Serve's and uvicorn's internals (the callback runs first, Serve passes no `ws_*`
+arguments, uvicorn's websockets-sansio protocol class): `tests/integration/test_connections.py`
+(through a real Serve proxy) and `tests/server/test_proxy_limits.py` (uvicorn alone) fail if an
+upgrade changes that.
 """
 
 from __future__ import annotations
