@@ -50,18 +50,14 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import multiprocessing
 import os
 import secrets
 import signal
-import statistics
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
@@ -71,27 +67,32 @@ if str(REPO_ROOT) not in sys.path:
     # Lets `python bench/soak.py` import the project (and tests/openai_server.py) as is.
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.local_haven import free_port  # noqa: E402
+from bench.process_stats import (  # noqa: E402 - after the path set-up above
+    MIB,
+    client_rss,
+    cpu_seconds,
+    cpu_used,
+    rss_growth,
+    scan_logs,
+    settled_rss,
+)
+from bench.soak_checks import (  # noqa: E402
+    Socket,
+    broadcast_view,
+    check_history,
+    check_socket,
+    percentiles,
+    read_events,
+    send_messages,
+)
+
 logger = logging.getLogger("bench.soak")
 
 PASSWORD = "soak horse battery staple"
 SECRET = "soak-secret-" + secrets.token_hex(24)
-# Everyday worries the classifier leaves at "none" or "low", so every turn reaches the model.
-PROMPTS: tuple[str, ...] = (
-    "I feel anxious about my exam tomorrow.",
-    "Work has been overwhelming and I can't switch off in the evenings.",
-    "My best friend hasn't replied to me in days and I don't know why.",
-    "I keep waking up at 4am and can't get back to sleep.",
-    "I had an argument with my sister and I feel guilty.",
-    "I moved to a new city and I feel lonely most evenings.",
-    "I procrastinate all day and then feel bad about myself.",
-    "How can I calm down before a job interview?",
-    "I get nervous speaking up in meetings.",
-    "My flatmate is messy and I don't know how to bring it up.",
-)
 # The scripted model's reply: few, short chunks, no delays.
 REPLY_PIECES: tuple[str, ...] = ("I hear you. ", "That sounds ", "really hard.")
-MIB = 1024 * 1024
-KIB = 1024
 
 
 # --- the scripted model, in its own process ---------------------------------------------------
@@ -153,397 +154,6 @@ class ScriptedModel:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
-
-
-# --- memory -----------------------------------------------------------------------------------
-
-
-def ray_processes(exclude: set[int]) -> list[Any]:
-    """Every process this driver started for the Ray session (GCS, raylet, workers, proxy,
-    replicas, hosts), found as its descendants; `exclude` (and their children) left out."""
-    import psutil
-
-    me = psutil.Process()
-    found = []
-    for child in me.children(recursive=True):
-        try:
-            lineage = {child.pid, *(p.pid for p in child.parents())}
-        except psutil.Error:
-            continue
-        if not lineage & exclude:
-            found.append(child)
-    return found
-
-
-def _title(process: Any) -> str:
-    """A process's Ray title (`ray::ServeReplica:haven:Gateway`, `ray::ConnectionHost`...)."""
-    try:
-        cmdline = process.cmdline()
-        name = cmdline[0] if cmdline else process.name()
-    except Exception:
-        return "?"
-    if name.startswith("ray::"):
-        # Without the method running now: "ray::ConnectionHost.attach" is "ray::ConnectionHost".
-        return name.split(" ")[0].split(".")[0]
-    return Path(name).name
-
-
-def sample_rss(exclude: set[int]) -> dict[str, Any]:
-    """Summed RSS of the Ray session's processes, and per process title."""
-    import psutil
-
-    by_title: dict[str, int] = defaultdict(int)
-    total = 0
-    count = 0
-    for process in ray_processes(exclude):
-        try:
-            rss = process.memory_info().rss
-        except psutil.Error:
-            continue
-        total += rss
-        count += 1
-        by_title[_title(process)] += rss
-    return {"total": total, "processes": count, "by_title": dict(by_title)}
-
-
-def cpu_seconds(exclude: set[int], model_pid: int | None) -> dict[str, float]:
-    """CPU seconds (user + system) so far per Ray process title, this client and the model."""
-    import psutil
-
-    def used(process: Any) -> float:
-        times = process.cpu_times()
-        return float(times.user + times.system)
-
-    by_title: dict[str, float] = defaultdict(float)
-    for process in ray_processes(exclude):
-        with contextlib.suppress(psutil.Error):
-            by_title[_title(process)] += used(process)
-    by_title["(benchmark client)"] = used(psutil.Process())
-    if model_pid is not None:
-        with contextlib.suppress(psutil.Error):
-            by_title["(scripted model)"] = used(psutil.Process(model_pid))
-    return dict(by_title)
-
-
-def cpu_used(before: dict[str, float], after: dict[str, float], turns: int) -> dict[str, Any]:
-    spent = {t: after.get(t, 0.0) - before.get(t, 0.0) for t in set(before) | set(after)}
-    return {
-        "total_s": round(sum(spent.values()), 1),
-        "ms_per_turn": round(sum(spent.values()) / turns * 1000, 1),
-        "by_process_s": {
-            t: round(v, 1) for t, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v >= 0.5
-        },
-    }
-
-
-# Lines worth counting in the Ray workers' logs: Haven's own error reports, and the proxy's.
-LOG_PATTERNS = {
-    "tracebacks": "Traceback (most recent call last)",
-    "turn_failed": "turn failed for user",
-    "could_not_persist_events": "could not persist events",
-    "could_not_reserve_event_numbers": "could not reserve event numbers",
-    "sqlite_database_is_locked": "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) "
-    "database is locked",
-    "proxy_request_failed": "Request failed due to unexpected error",
-}
-
-
-def scan_logs(logs_dir: Path | None) -> dict[str, int] | None:
-    """How often each of `LOG_PATTERNS` occurs in the session's worker logs (errors a client
-    may never see, such as a failed write-behind of the replay log)."""
-    if logs_dir is None or not logs_dir.is_dir():
-        return None
-    counts = dict.fromkeys(LOG_PATTERNS, 0)
-    for path in logs_dir.glob("worker-*.err"):
-        with contextlib.suppress(OSError), path.open(errors="replace") as lines:
-            for line in lines:
-                for name, pattern in LOG_PATTERNS.items():
-                    if pattern in line:
-                        counts[name] += 1
-    return counts
-
-
-def client_rss() -> int:
-    import psutil
-
-    rss: int = psutil.Process().memory_info().rss
-    return rss
-
-
-def settled_rss(exclude: set[int], samples: int = 3, pause_s: float = 1.0) -> dict[str, Any]:
-    """The median of a few samples: single readings jump with allocator and GC timing."""
-    taken = []
-    for index in range(samples):
-        if index:
-            time.sleep(pause_s)
-        taken.append(sample_rss(exclude))
-    taken.sort(key=lambda s: s["total"])
-    return taken[len(taken) // 2]
-
-
-# The processes a socket lives in: the proxy, the Gateway replica, the ConnectionHosts.
-SOCKET_PATH = ("ProxyActor", "Gateway", "ConnectionHost")
-
-
-def rss_growth(before: dict[str, Any], after: dict[str, Any], sockets: int) -> dict[str, Any]:
-    delta = after["total"] - before["total"]
-    titles = set(before["by_title"]) | set(after["by_title"])
-    growth = {
-        title: after["by_title"].get(title, 0) - before["by_title"].get(title, 0)
-        for title in titles
-    }
-    by_title = {title: round(value / MIB, 1) for title, value in growth.items()}
-    path = sum(v for t, v in growth.items() if any(t.endswith(name) for name in SOCKET_PATH))
-    return {
-        "ray_rss_mib": round(after["total"] / MIB, 1),
-        "growth_mib": round(delta / MIB, 1),
-        "per_socket_kib": round(delta / sockets / KIB, 1),
-        # Proxy + Gateway + ConnectionHosts only: the model replicas' allocator noise left out.
-        "socket_path_per_socket_kib": round(path / sockets / KIB, 1),
-        # The processes that grew or shrank by at least 1 MiB.
-        "growth_mib_by_process": {
-            k: v for k, v in sorted(by_title.items(), key=lambda kv: -abs(kv[1])) if abs(v) >= 1
-        },
-    }
-
-
-# --- the client -------------------------------------------------------------------------------
-
-
-@dataclass
-class Socket:
-    index: int
-    user: int
-    token: str
-    session_id: str
-    ws: Any = None
-    # Every event received after `connection`, with its arrival time (perf_counter).
-    events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
-    sent: dict[str, float] = field(default_factory=dict)  # client_message_id -> sent at
-    texts: list[str] = field(default_factory=list)  # own messages' texts, in order
-    cmids: list[str] = field(default_factory=list)  # own client_message_ids, in order
-    reply_ids: list[str] = field(default_factory=list)  # own replies' message ids, in order
-    first_chunk_s: list[float] = field(default_factory=list)
-    complete_s: list[float] = field(default_factory=list)
-    echo_s: list[float] = field(default_factory=list)
-    completes_seen: int = 0
-    expected_completes: int = 0
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: str | None = None
-    # Set by the reader when a turn of this socket completes: client_message_id -> future.
-    waiting: dict[str, asyncio.Future[None]] = field(default_factory=dict)
-    current: str | None = None  # client_message_id of the turn the events now belong to
-    failures: list[str] = field(default_factory=list)
-
-
-def cmid(socket: int, message: int) -> str:
-    return f"s{socket}-m{message}"
-
-
-async def read_events(sock: Socket) -> None:
-    """Records every event; resolves a sender's wait when its message's reply completes."""
-    first_chunk_seen: set[str] = set()
-    try:
-        async for raw in sock.ws:
-            at = time.perf_counter()
-            event = json.loads(raw)
-            sock.events.append((at, event))
-            kind = event.get("type")
-            if kind == "user_message":
-                sock.current = event.get("client_message_id")
-                if sock.current in sock.sent:
-                    sock.echo_s.append(at - sock.sent[sock.current])
-            elif kind == "assistant_message_chunk":
-                if sock.current in sock.sent and sock.current not in first_chunk_seen:
-                    first_chunk_seen.add(sock.current)
-                    sock.first_chunk_s.append(at - sock.sent[sock.current])
-            elif kind == "assistant_message_complete":
-                sock.completes_seen += 1
-                own = sock.current
-                if own in sock.sent:
-                    sock.complete_s.append(at - sock.sent[own])
-                    sock.reply_ids.append(event.get("message_id", ""))
-                    waiter = sock.waiting.pop(own, None)
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(None)
-                sock.current = None
-                if sock.completes_seen >= sock.expected_completes:
-                    sock.done.set()
-            elif kind == "error":
-                sock.failures.append(f"error event: {event.get('code')}")
-                for waiter in sock.waiting.values():
-                    if not waiter.done():
-                        waiter.set_exception(RuntimeError(f"error event {event.get('code')}"))
-    except Exception as error:
-        sock.closed = f"{type(error).__name__}: {error}"
-    else:
-        sock.closed = f"closed, code {sock.ws.close_code}"
-    finally:
-        for waiter in sock.waiting.values():
-            if not waiter.done():
-                waiter.set_exception(RuntimeError(sock.closed or "socket closed"))
-        sock.done.set()
-
-
-async def send_messages(sock: Socket, messages: int, turn_timeout_s: float) -> None:
-    loop = asyncio.get_running_loop()
-    for index in range(messages):
-        client_id = cmid(sock.index, index)
-        prompt = PROMPTS[(sock.index + index) % len(PROMPTS)]
-        # Plain words: the classifier read "(soak socket 0, message 1)" as critical risk.
-        text = f"{prompt} (turn {index + 1})"
-        waiter: asyncio.Future[None] = loop.create_future()
-        sock.waiting[client_id] = waiter
-        sock.cmids.append(client_id)
-        sock.texts.append(text)
-        frame = {
-            "type": "session_message",
-            "session_id": sock.session_id,
-            "message_text": text,
-            "client_message_id": client_id,
-        }
-        sock.sent[client_id] = time.perf_counter()
-        await sock.ws.send(json.dumps(frame))
-        # A failure is recorded and the socket goes on with its next message (not resending
-        # this one): one failed turn counts as one lost message, and a late reply to it is
-        # still recorded and checked.
-        try:
-            await asyncio.wait_for(waiter, timeout=turn_timeout_s)
-        except TimeoutError:
-            sock.failures.append(f"no reply to {client_id} within {turn_timeout_s:.0f} s")
-        except RuntimeError as error:
-            sock.failures.append(f"{client_id}: {error}")
-            if sock.closed:
-                return
-
-
-@dataclass
-class SocketCheck:
-    problems: list[str]
-    lost: int  # own messages without their echo or their complete on this socket
-    duplicated: int  # extra echoes or completes of own messages on this socket
-
-
-def check_socket(sock: Socket, user_cmids: set[str], messages: int) -> SocketCheck:
-    """What is wrong with one socket's event stream."""
-    problems = list(sock.failures)
-    last_seq = 0
-    echoes: Counter[str] = Counter()
-    completes: Counter[str] = Counter()
-    own_echo_order: list[str] = []
-    own_complete_order: list[str] = []
-    current: str | None = None
-    chunks: list[str] = []
-    started = False
-    for _, event in sock.events:
-        kind = event.get("type")
-        seq = event.get("seq")
-        if not isinstance(seq, int):
-            problems.append(f"{kind} without seq")
-        elif seq <= last_seq:
-            problems.append(f"seq {seq} after {last_seq}")
-        else:
-            last_seq = seq
-        if kind == "user_message":
-            if current is not None:
-                problems.append(f"echo of {event.get('client_message_id')} before {current} ended")
-            current = event.get("client_message_id")
-            if current not in user_cmids:
-                problems.append(f"echo of a message nobody sent: {current}")
-            if event.get("duplicate"):
-                problems.append(f"duplicate echo of {current}")
-            echoes[str(current)] += 1
-            if current in sock.sent:
-                own_echo_order.append(str(current))
-            chunks, started = [], False
-        elif kind == "assistant_message_start":
-            if current is None or started:
-                problems.append(f"assistant_message_start outside a turn ({current})")
-            started = True
-        elif kind == "assistant_message_chunk":
-            if current is None or not started:
-                problems.append("assistant_message_chunk outside a reply")
-            chunks.append(str(event.get("chunk", "")))
-        elif kind == "assistant_message_complete":
-            if current is None or not started:
-                problems.append("assistant_message_complete without its echo and start")
-            else:
-                completes[current] += 1
-                if current in sock.sent:
-                    own_complete_order.append(current)
-                message = event.get("message") or {}
-                if message.get("status") != "complete":
-                    problems.append(f"reply to {current} has status {message.get('status')}")
-                if "".join(chunks).strip() != message.get("text"):
-                    problems.append(f"reply to {current}: complete text differs from its chunks")
-            current, started = None, False
-        elif kind == "safety_escalation":
-            pass  # counted in the summary; the turn still ends with a complete reply
-        else:
-            problems.append(f"unexpected event {kind}")
-    for client_id in sorted(user_cmids):
-        if echoes[client_id] != 1:
-            problems.append(f"{client_id}: {echoes[client_id]} echoes")
-        if completes[client_id] != 1:
-            problems.append(f"{client_id}: {completes[client_id]} completes")
-    if own_echo_order != sock.cmids or own_complete_order != sock.cmids:
-        problems.append("own messages echoed or completed out of order")
-    if len(sock.cmids) != messages:
-        problems.append(f"sent {len(sock.cmids)} of {messages} messages")
-    lost = sum(1 for c in sock.cmids if not echoes[c] or not completes[c])
-    duplicated = sum(max(0, echoes[c] - 1) + max(0, completes[c] - 1) for c in sock.cmids)
-    return SocketCheck(problems, lost, duplicated)
-
-
-def broadcast_view(sock: Socket) -> list[tuple[int, str, str | None]]:
-    """The events every socket of the user should share: (seq, type, message id)."""
-    shared = {
-        "user_message",
-        "assistant_message_start",
-        "assistant_message_chunk",
-        "assistant_message_complete",
-        "safety_escalation",
-    }
-    return [
-        (e.get("seq", -1), e["type"], e.get("message_id") or e.get("client_message_id"))
-        for _, e in sock.events
-        if e.get("type") in shared
-    ]
-
-
-def check_history(sock: Socket, stored: list[dict[str, Any]], messages: int) -> list[str]:
-    roles = [m["role"] for m in stored]
-    problems = []
-    if roles.count("user") != messages or roles.count("assistant") != messages:
-        problems.append(
-            f"session {sock.session_id} stores {roles.count('user')} user and "
-            f"{roles.count('assistant')} assistant messages"
-        )
-    if roles != ["user", "assistant"] * (len(roles) // 2) or len(roles) % 2:
-        problems.append(f"session {sock.session_id}: roles not alternating")
-    if [m["text"] for m in stored if m["role"] == "user"] != sock.texts:
-        problems.append(f"session {sock.session_id}: stored user texts differ from those sent")
-    if [m["id"] for m in stored if m["role"] == "assistant"] != sock.reply_ids:
-        problems.append(f"session {sock.session_id}: stored replies differ from those completed")
-    return problems
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float | int | None]:
-    if not values:
-        return {"n": 0, "p50": None, "p99": None, "max": None}
-    ordered = sorted(values)
-
-    def pick(q: float) -> float:
-        # Nearest rank: the smallest value with at least q of the samples at or below it.
-        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-    return {
-        "n": len(ordered),
-        "p50": round(pick(0.50) * 1000, 1),
-        "p99": round(pick(0.99) * 1000, 1),
-        "max": round(ordered[-1] * 1000, 1),
-        "mean": round(statistics.fmean(ordered) * 1000, 1),
-    }
 
 
 # --- setup over REST --------------------------------------------------------------------------
@@ -859,15 +469,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # Requests the model saw: one per turn that reached it (plus the 2 warm-up turns).
             out["scripted_model"] = model.stop()
     return out
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def passed(result: dict[str, Any]) -> bool:
