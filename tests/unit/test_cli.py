@@ -1,0 +1,195 @@
+"""`haven` (haven/cli.py): accounts and test tokens against a real, migrated database (SQLite and
+PostgreSQL: tests/conftest.py), the escalation report through it, and how `haven chat` shows
+server events (haven/cli_chat.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from haven.auth import TokenService, signing_secret
+from haven.cli import main
+from haven.cli_chat import Renderer, parse_event
+from haven.protocol import (
+    AssistantMessageChunk,
+    AssistantMessageComplete,
+    AssistantMessageStart,
+    CompletedMessage,
+    EmergencyResources,
+    ErrorEvent,
+    SafetyEscalation,
+    ServerEventBase,
+    UserMessageEvent,
+)
+from haven.settings import Settings
+from haven.storage import Store
+from haven.storage.migrate import upgrade
+
+PASSWORD = "quiet harbour lanterns"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in ("HAVEN_ENVIRONMENT", "HAVEN_JWT_SECRET", "HAVEN_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HAVEN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HAVEN_PASSWORD", PASSWORD)
+    return tmp_path
+
+
+async def _user_id(url: str, username: str) -> str | None:
+    async with Store.from_url(url) as store:
+        user = await store.get_user_by_username(username)
+    return user.id if user else None
+
+
+def test_users_create_then_token_gives_a_token_the_server_accepts_for_that_user(
+    env: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upgrade(database_url)
+    assert main(["users", "create", "ana", "--locale", "GB", "--database-url", database_url]) == 0
+    user_id = asyncio.run(_user_id(database_url, "ana"))
+    assert user_id is not None and user_id in capsys.readouterr().out
+
+    assert main(["token", "ana", "--ttl-s", "120", "--database-url", database_url]) == 0
+    token = capsys.readouterr().out.strip()
+    settings = Settings()
+    claims = TokenService(signing_secret(settings), settings.access_token_ttl_s).verify(token)
+    assert claims.user_id == user_id
+    assert claims.expires_at - claims.issued_at == 120
+
+
+def test_users_create_refuses_a_taken_username_and_a_weak_password(
+    env: Path,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    upgrade(database_url)
+    assert main(["users", "create", "ana", "--database-url", database_url]) == 0
+    assert main(["users", "create", "ANA", "--database-url", database_url]) == 1
+    assert "taken" in capsys.readouterr().err
+
+    monkeypatch.setenv("HAVEN_PASSWORD", "1234567890123")
+    assert main(["users", "create", "ben", "--database-url", database_url]) == 2
+    assert "only digits" in capsys.readouterr().err
+    assert asyncio.run(_user_id(database_url, "ben")) is None
+
+
+def test_token_for_an_unknown_user_fails_and_prints_no_token(
+    env: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upgrade(database_url)
+    assert main(["token", "nobody", "--database-url", database_url]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and "no user 'nobody'" in out.err
+
+
+def test_commands_refuse_a_missing_sqlite_database_without_creating_it(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = env / "absent" / "haven.db"
+    assert main(["token", "ana", "--database-url", f"sqlite+aiosqlite:///{path}"]) == 1
+    assert "no database" in capsys.readouterr().err
+    assert not path.parent.exists()
+
+
+def test_token_is_refused_in_production_with_status_2(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{env / 'haven.db'}"
+    upgrade(url)
+    assert main(["users", "create", "ana", "--database-url", url]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("HAVEN_ENVIRONMENT", "production")
+    monkeypatch.setenv("HAVEN_JWT_SECRET", "s" * 40)
+    assert main(["token", "ana", "--database-url", url]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "refused in production" in out.err
+
+
+def test_escalations_report_is_delegated_to_haven_escalations(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{env / 'haven.db'}"
+    upgrade(url)
+    argv = ["escalations", "report", "--since", "2026-11-01", "--until", "2026-11-03"]
+    assert main([*argv, "--period", "day", "--format", "json", "--database-url", url]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [p["period"] for p in report["periods"]] == ["2026-11-01", "2026-11-02"]
+
+
+# --- haven chat: what the terminal shows --------------------------------------------------------
+
+RESOURCES = EmergencyResources(
+    crisis_hotline="988", crisis_text="741741", message="Call or text 988 any time."
+)
+
+
+def _turn(reply: str, *, status: str = "complete", chunks: tuple[str, ...] = ()) -> list[str]:
+    events: list[ServerEventBase] = [
+        UserMessageEvent(text="hi", session_id="s1", message_id="m1", seq=1),
+        SafetyEscalation(risk_level="high", emergency_resources=RESOURCES, session_id="s1", seq=2),
+        AssistantMessageStart(session_id="s1", message_id="r1", seq=3),
+        *(
+            AssistantMessageChunk(chunk=c, session_id="s1", message_id="r1", seq=4 + i)
+            for i, c in enumerate(chunks)
+        ),
+        AssistantMessageComplete(
+            message=CompletedMessage(
+                text=reply,
+                intent="crisis_support",
+                risk_level="high",
+                status=status,  # type: ignore[arg-type]
+            ),
+            session_id="s1",
+            message_id="r1",
+            seq=9,
+        ),
+    ]
+    return [e.to_json() for e in events]  # as they come over the wire
+
+
+def _show(frames: list[str], renderer: Renderer | None = None) -> str:
+    renderer = renderer or Renderer()
+    shown = []
+    for frame in frames:
+        event = parse_event(frame)
+        assert event is not None
+        shown.append(renderer.render(event))
+    return "".join(shown)
+
+
+def test_chat_shows_the_escalation_resources_before_the_streamed_reply() -> None:
+    shown = _show(_turn("I'm here with you.", chunks=("I'm here ", "with ", "you.")))
+    for resource in ("988", "741741", "Call or text 988 any time."):
+        assert resource in shown
+    assert "haven> I'm here with you.\n" in shown
+    assert shown.index("741741") < shown.index("haven>")
+    assert shown.count("I'm here") == 1  # the final text is not printed again
+
+
+def test_chat_shows_a_replaced_reply_and_a_replayed_one_only_once() -> None:
+    renderer = Renderer()
+    frames = _turn("A safe reply.", status="replaced", chunks=("unsafe text",))
+    shown = _show(frames, renderer)
+    assert shown.rindex("haven> A safe reply.") > shown.index("unsafe text")
+    assert "withdrawn" in shown
+    # A resume replays the same events: nothing of the reply is shown twice.
+    assert "reply" not in _show(frames[2:], renderer)
+
+
+def test_chat_shows_a_reply_it_saw_no_chunks_of_in_full() -> None:
+    assert "haven> Welcome back.\n" in _show(_turn("Welcome back.")[2:])
+
+
+def test_chat_shows_errors_with_their_code() -> None:
+    error = ErrorEvent(message="Slow down.", code="rate_limited", retryable=True, retry_after=2)
+    assert _show([error.to_json()]) == "\n[error rate_limited] Slow down., retry after 2.0s\n"
+
+
+def test_chat_ignores_an_event_type_it_does_not_know() -> None:
+    assert parse_event(json.dumps({"type": "from_the_future", "seq": 3})) is None
