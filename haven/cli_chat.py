@@ -220,7 +220,9 @@ class ChatClient:
                 if line is None:
                     # End of input (Ctrl-D, or a piped file): show the replies still coming.
                     idle = asyncio.create_task(self._idle.wait())
-                    await asyncio.wait({reader, idle}, timeout=END_WAIT_S)
+                    await asyncio.wait(
+                        {reader, idle}, timeout=END_WAIT_S, return_when=asyncio.FIRST_COMPLETED
+                    )
                     idle.cancel()
                     await ws.close()
                     return True

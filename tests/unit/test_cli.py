@@ -5,6 +5,7 @@ server events (haven/cli_chat.py)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from haven.protocol import (
     AssistantMessageComplete,
     AssistantMessageStart,
     CompletedMessage,
+    Connection,
     EmergencyResources,
     ErrorEvent,
     SafetyEscalation,
@@ -193,3 +195,53 @@ def test_chat_shows_errors_with_their_code() -> None:
 
 def test_chat_ignores_an_event_type_it_does_not_know() -> None:
     assert parse_event(json.dumps({"type": "from_the_future", "seq": 3})) is None
+
+
+async def test_chat_at_end_of_input_waits_for_the_reply_being_written() -> None:
+    """A piped message and its reply: the end of input comes at once, the reply a moment later."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from haven.cli_chat import ChatClient
+
+    async def haven_like(ws: ServerConnection) -> None:
+        await ws.send(Connection().to_json())
+        frame = json.loads(await ws.recv())
+        await ws.send(
+            UserMessageEvent(
+                text=frame["message_text"],
+                session_id=frame["session_id"],
+                message_id="m1",
+                client_message_id=frame["client_message_id"],
+                seq=1,
+            ).to_json()
+        )
+        await asyncio.sleep(0.5)  # the model is still writing when the input has ended
+        for seq, event in enumerate(
+            (
+                AssistantMessageStart(session_id="s", message_id="r1"),
+                AssistantMessageChunk(chunk="Take your time.", session_id="s", message_id="r1"),
+                AssistantMessageComplete(
+                    message=CompletedMessage(
+                        text="Take your time.", intent="validate", risk_level="none"
+                    ),
+                    session_id="s",
+                    message_id="r1",
+                ),
+            ),
+            start=2,
+        ):
+            await ws.send(event.model_copy(update={"seq": seq}).to_json())
+        await ws.wait_closed()
+
+    async with serve(haven_like, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        out = io.StringIO()
+        client = ChatClient(f"http://127.0.0.1:{port}", "ana", "unused", out)
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        lines.put_nowait("hello there")
+        lines.put_nowait(None)
+        try:
+            assert await asyncio.wait_for(client.run("s", lines), 10) == 0
+        finally:
+            await client.aclose()
+    assert "Take your time." in out.getvalue()
