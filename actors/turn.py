@@ -119,7 +119,7 @@ class Turn:
         level = assessment.risk_level
         # Bookkeeping writes go on beside the reply (they are not on the person's path to its
         # first words); the turn ends only once they are done.
-        writes = self._writes = [asyncio.ensure_future(self._record_level(stored, level))]
+        self._writes.append(asyncio.ensure_future(self._record_level(stored, level)))
         try:
             if escalates(level):
                 ctx.broadcast(
@@ -129,14 +129,14 @@ class Turn:
                         session_id=msg.session_id,
                     )
                 )
-                writes.append(
+                self._writes.append(
                     asyncio.ensure_future(
                         self._audit(stored, assessment, escalation_action(level))
                     )
                 )
             await self._reply(level, stored, history)
         finally:
-            await asyncio.gather(*writes, return_exceptions=True)
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
     async def _reply(
         self, level: RiskLevel, stored: MessageRecord, history: list[MessageRecord]

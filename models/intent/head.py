@@ -20,6 +20,7 @@ from safetensors.numpy import load_file
 from models.intent.features import Recipe
 from models.intent.metrics import INTENTS
 from models.safety.encoder import ENCODER_NAME
+from models.weights_file import safetensors_bytes
 
 HEAD_FORMAT = "haven-intent-planner/1"
 
@@ -65,31 +66,7 @@ def save_head(head: PlannerHead, path: pathlib.Path) -> None:
         "training": json.dumps(head.training, sort_keys=True),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_safetensors_bytes({"weight": head.weight, "bias": head.bias}, metadata))
-
-
-def _safetensors_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> bytes:
-    """Serialise float32 tensors in the safetensors layout with a sorted header.
-
-    The library writes its header from a hash map, so the same head would give different bytes
-    on each run; writing it here keeps a retrained, unchanged head byte-identical in git.
-    """
-    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
-    chunks: list[bytes] = []
-    offset = 0
-    for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
-        end = offset + len(data)
-        header[name] = {
-            "dtype": "F32",
-            "shape": list(tensors[name].shape),
-            "data_offsets": [offset, end],
-        }
-        chunks.append(data)
-        offset = end
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)  # the format asks for an 8-byte aligned data section
-    return len(raw).to_bytes(8, "little") + raw + b"".join(chunks)
+    path.write_bytes(safetensors_bytes({"weight": head.weight, "bias": head.bias}, metadata))
 
 
 def load_head(path: pathlib.Path) -> PlannerHead:

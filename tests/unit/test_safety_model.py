@@ -102,13 +102,13 @@ def test_head_file_round_trip(tmp_path: pathlib.Path) -> None:
 
 
 def test_first_format_linear_head_still_loads(tmp_path: pathlib.Path) -> None:
-    from models.safety.head import _safetensors_bytes
+    from models.weights_file import safetensors_bytes
 
     rng = np.random.default_rng(2)
     weight, bias = rng.normal(size=(5, 384)), rng.normal(size=5)
     metadata = {"format": "haven-safety-head/1", "labels": json.dumps(list(RISK_LEVELS))}
     path = tmp_path / "v1.safetensors"
-    path.write_bytes(_safetensors_bytes({"weight": weight, "bias": bias}, metadata))
+    path.write_bytes(safetensors_bytes({"weight": weight, "bias": bias}, metadata))
     x = rng.normal(size=(3, 384))
     logits = x @ weight.astype(np.float32).T + bias.astype(np.float32)
     expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
