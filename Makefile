@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 MODEL_CACHE ?= .cache/models
 export HAVEN_MODEL_CACHE_DIR ?= $(abspath $(MODEL_CACHE))
 
-.PHONY: setup serve test lint bench clean
+.PHONY: setup serve test lint bench bench-setup bench-sockets clean
 
 setup: $(VENV)/.installed $(MODEL_CACHE)/.prepared tests/js/node_modules/.installed
 
@@ -39,6 +39,16 @@ lint: $(VENV)/.installed
 
 bench: setup
 	$(PY) bench/turn_latency.py
+
+# The Node.js Socket.IO peer of bench/sockets.py; not needed by `make test`.
+bench-setup: bench/js/node_modules/.installed
+
+bench/js/node_modules/.installed: bench/js/package.json bench/js/package-lock.json
+	cd bench/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+bench-sockets: setup bench-setup
+	$(PY) bench/sockets.py
 
 clean:
 	rm -rf $(VENV) .cache tests/js/node_modules

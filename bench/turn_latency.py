@@ -4,14 +4,17 @@ deployment handle, and as a client sees it over the WebSocket, in one run on the
     python bench/turn_latency.py --prompts 8                      # starts Haven itself
     python bench/turn_latency.py --prompts 8 --url http://127.0.0.1:3000   # a running Haven
     python bench/turn_latency.py --prompts 8 --inprocess-only
+    python bench/turn_latency.py --users 1,4,16                   # people at once on sockets
 
 Without `--url` it deploys serve_config.yaml on a local Ray cluster in this process (a throwaway
 database, rate limits lifted) and times three paths per prompt, in an order that rotates from
 prompt to prompt; with `--url` the handle is out of reach and it times the socket and the model.
 Generation settings (max_new_tokens, threads, sampling) come from the config's `generator:`
 block for every path, as do the replica's environment variables (OMP_WAIT_POLICY), which this
-process takes too. Prints one JSON line; see bench/README.md. The timed paths are in
-`bench/turn_paths.py`, the local Haven in `bench/local_haven.py`.
+process takes too. With `--users` it times the model in-process as the reference, then the socket
+path with each number of people sending turns at once (`bench/turn_users.py`). Prints one JSON
+line; see bench/README.md. The timed paths are in `bench/turn_paths.py`, the local Haven in
+`bench/local_haven.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from contextlib import AsyncExitStack
@@ -44,6 +48,7 @@ from bench.turn_paths import (
     ratio,
     summarise,
 )
+from bench.turn_users import user_levels
 from deployments.launch import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -146,6 +151,31 @@ async def run_paths(
         )
 
 
+async def run_users(args: argparse.Namespace, service: Any, url: str) -> dict[str, Any]:
+    """The model in-process alone (the reference), then the socket path per number of people."""
+    count_tokens = service.backend.count_tokens
+    timings = await measure(
+        [InProcessPath(service, count_tokens)],
+        cycle(PROMPTS, args.prompts),
+        cycle(WARMUP_PROMPTS, args.warmup),
+        TURN_TIMEOUT_S,
+    )
+    reference = summarise(timings["inprocess"])
+    async with SocketPath.connect(url, count_tokens) as path:
+        for prompt in cycle(WARMUP_PROMPTS, args.warmup):  # untimed, as for the other paths
+            await asyncio.wait_for(path.turn(prompt), TURN_TIMEOUT_S)
+    levels = await user_levels(
+        url,
+        count_tokens,
+        args.users,
+        list(PROMPTS),
+        args.prompts_per_user,
+        TURN_TIMEOUT_S,
+        reference,
+    )
+    return {"inprocess": reference, "users": levels}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if args.max_new_tokens is not None:
@@ -166,17 +196,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         load_s = time.perf_counter() - started
         try:
-            if local_mode:
+            if args.users and local_mode:
+                with local_haven(args.config, app_args, port=args.port) as haven:
+                    measured = asyncio.run(run_users(args, service, haven.url))
+            elif args.users:
+                measured = asyncio.run(run_users(args, service, args.url))
+            elif local_mode:
                 with local_haven(args.config, app_args, port=args.port) as haven:
                     timings = asyncio.run(run_paths(args, service, haven.url, haven.app_name))
+                measured = report(timings)
             else:
                 url = None if args.inprocess_only else args.url
-                timings = asyncio.run(run_paths(args, service, url, None))
+                measured = report(asyncio.run(run_paths(args, service, url, None)))
         finally:
             service.backend.close()
     params = service.params
+    mode = "local" if local_mode else ("inprocess-only" if args.inprocess_only else "url")
     return {
-        "mode": "local" if local_mode else ("inprocess-only" if args.inprocess_only else "url"),
+        "mode": f"{mode}, users" if args.users else mode,
         "prompts": args.prompts,
         "warmup": args.warmup,
         "model": getattr(service.backend, "name", ""),
@@ -185,13 +222,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threads": generator_args.get("threads"),
         "env": env,
         "inprocess_load_s": round(load_s, 2),
-        **report(timings),
+        **measured,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Haven turn latency: model, handle, socket")
-    parser.add_argument("--prompts", type=int, default=8, help="timed turns per path")
+    parser.add_argument(
+        "--prompts", type=int, default=None, help="timed turns per path (8; with --users: 3)"
+    )
+    parser.add_argument(
+        "--users", default=None, help="comma-separated numbers of people at once, e.g. 1,4,16"
+    )
+    parser.add_argument("--prompts-per-user", type=int, default=2, help="turns per person")
     parser.add_argument("--url", default=None, help="time a running Haven instead of starting one")
     parser.add_argument("--inprocess-only", action="store_true", help="the model alone")
     parser.add_argument("--warmup", type=int, default=1, help="untimed turns first, per path")
@@ -204,8 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every turn")
     args = parser.parse_args(argv)
-    if args.prompts < 1:
-        parser.error("--prompts must be at least 1")
+    if args.prompts is None:
+        args.prompts = 3 if args.users else 8
+    if args.users is not None:
+        args.users = [int(n) for n in args.users.split(",") if n.strip()]
+        if not args.users or min(args.users) < 1 or args.inprocess_only:
+            parser.error("--users needs positive numbers and the socket path")
+    if args.prompts < 1 or args.prompts_per_user < 1:
+        parser.error("--prompts and --prompts-per-user must be at least 1")
     if args.url is not None and args.inprocess_only:
         parser.error("--url and --inprocess-only exclude each other")
     logging.basicConfig(
@@ -213,7 +262,18 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    sys.stdout.write(json.dumps(run(args)) + "\n")
+    # Ray's processes print to stdout (raylet notices at shutdown): while they run, file
+    # descriptor 1 goes to stderr, so that stdout carries only the JSON line.
+    sys.stdout.flush()
+    json_out = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        result = run(args)
+    finally:
+        sys.stdout.flush()
+        os.dup2(json_out, 1)
+        os.close(json_out)
+    sys.stdout.write(json.dumps(result) + "\n")
     return 0
 
 

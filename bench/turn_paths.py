@@ -33,6 +33,10 @@ logger = logging.getLogger("bench.turn_latency")
 CountTokens = Callable[[str], int]
 
 
+class ServerBusy(RuntimeError):
+    """The turn was refused with `busy`: the model's queue was full (`generator.max_queued`)."""
+
+
 @dataclass(frozen=True)
 class TurnTiming:
     ttft_s: float
@@ -176,6 +180,8 @@ class SocketPath:
                     chunks=chunks,
                     marks=marks,
                 )
+            elif kind == "error" and event.get("code") == "busy":
+                raise ServerBusy(f"server busy: {event}")
             elif kind == "error":
                 raise RuntimeError(f"server error: {event}")
             elif kind == "safety_escalation":
