@@ -21,6 +21,7 @@ from actors.channel import Close, SocketChannel
 from actors.limits import SlidingWindow, TokenBucket
 from actors.replay import ReplayLog
 from actors.turn import OutputScreen, Turn, TurnContext
+from haven import metrics
 from haven.backends import ReplyGenerator, RiskAssessor
 from haven.crisis_resources import resources_for
 from haven.errors import (
@@ -76,6 +77,7 @@ class _Socket:
 class _QueuedTurn:
     socket_id: str
     message: SessionMessage
+    accepted_at: float = field(default_factory=time.monotonic)
 
 
 class ConnectionActor:
@@ -135,8 +137,10 @@ class ConnectionActor:
         refusal: HavenError | None = None
         if len(self._sockets) >= self._settings.max_connections_per_user:
             refusal = TooManyConnections()
+            metrics.rate_limited("connections_per_user")
         elif (wait := self.connects.hit()) > 0:
             refusal = ConnectingTooOften(retry_after=wait)
+            metrics.rate_limited("connections_per_minute")
         if refusal is not None:
             channel.put(Close(_close_code(refusal), ErrorEvent.from_error(refusal).to_json()))
             channel.close()
@@ -208,6 +212,7 @@ class ConnectionActor:
         try:
             self._pending.put_nowait(_QueuedTurn(socket_id, message))
         except asyncio.QueueFull:
+            metrics.rate_limited("queued_turns")
             self.reject(socket_id, Busy())
             return
         if self._worker is None:
@@ -217,6 +222,7 @@ class ConnectionActor:
         socket = self._sockets.get(socket_id)
         if socket is None:
             return
+        metrics.rate_limited("messages")
         now = time.monotonic()
         period = self._settings.message_burst / self._settings.message_rate_per_s
         while socket.refused and now - socket.refused[0] > period:
@@ -244,6 +250,7 @@ class ConnectionActor:
         if socket is None:
             return
         replay = self.replay.since(last_seq)
+        metrics.resumed(replay.recovered)
         for frame in replay.frames:
             socket.channel.put(frame)
         self.send_to(
@@ -277,12 +284,17 @@ class ConnectionActor:
         try:
             while not self._pending.empty():
                 queued = self._pending.get_nowait()
-                self._turn = turn = Turn(self._context(queued.socket_id), queued.message)
+                self._turn = turn = Turn(
+                    self._context(queued.socket_id),
+                    queued.message,
+                    accepted_at=queued.accepted_at,
+                    connection_id=queued.socket_id,
+                )
                 try:
                     await turn.run()
                 except Exception:
                     # A defect in the pipeline must not end this user's worker or leak details.
-                    logger.exception("turn failed for user %s", self.user_id)
+                    logger.exception("turn failed for user %s", self.user_id, extra=turn.log_fields)
                     self.replay.reply_ended()
                     self.broadcast(ErrorEvent.from_error(HavenError()))
                 finally:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from haven import metrics
 from haven.backends import ChatTurn, ReplyGenerator, ReplyRequest, ReplyStream, RiskAssessor
 from haven.errors import Busy, GenerationFailed, HavenError, SafetyUnavailable
+from haven.logging_context import turn_scope
 from haven.protocol import (
     AssistantMessageChunk,
     AssistantMessageComplete,
@@ -49,6 +52,8 @@ from haven.storage.store import DuplicateMessage, Store
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[ServerEventBase], None]
+
+
 # Returns a reason when generated text must not reach the person (method, means, encouragement).
 class OutputScreen(Protocol):
     """A reason code when a reply (so far) must not reach the person, else None; `at_risk`
@@ -72,9 +77,27 @@ class TurnContext:
 
 
 class Turn:
-    def __init__(self, ctx: TurnContext, message: SessionMessage) -> None:
+    def __init__(
+        self,
+        ctx: TurnContext,
+        message: SessionMessage,
+        *,
+        accepted_at: float | None = None,
+        connection_id: str | None = None,
+    ) -> None:
         self._ctx = ctx
         self._message = message
+        # Ties this turn's log lines together, here and in the model replicas.
+        self.turn_id = uuid.uuid4().hex
+        self.log_fields: dict[str, str] = {"turn_id": self.turn_id}
+        if connection_id is not None:
+            self.log_fields["connection_id"] = connection_id
+        self.outcome: metrics.TurnOutcome = "failed"
+        # monotonic seconds: when the actor accepted the message, and when a reply chunk first
+        # went out; the difference is what the person waited for the first words.
+        self._accepted_at = time.monotonic() if accepted_at is None else accepted_at
+        self._first_chunk_at: float | None = None
+        self._fixed_reply = False
         self._consumer: asyncio.Task[None] | None = None
         self._cancelled = False
         self._assessment: Assessment | None = None
@@ -94,6 +117,28 @@ class Turn:
         return True
 
     async def run(self) -> None:
+        with turn_scope(self.turn_id):
+            try:
+                await self._run()
+            finally:
+                self._finished()
+
+    def _finished(self) -> None:
+        fields: dict[str, object] = {**self.log_fields, "outcome": self.outcome}
+        if self._assessment is not None:
+            fields["risk_level"] = self._assessment.risk_level.value
+        first_chunk_s: float | None = None
+        if self._first_chunk_at is not None:
+            first_chunk_s = self._first_chunk_at - self._accepted_at
+            fields["first_chunk_s"] = round(first_chunk_s, 4)
+        metrics.turn_finished(
+            self.outcome,
+            first_chunk_s=first_chunk_s,
+            reply="fixed" if self._fixed_reply else "generated",
+        )
+        logger.info("turn ended: %s", self.outcome, extra=fields)
+
+    async def _run(self) -> None:
         ctx, msg = self._ctx, self._message
         stored = await self._store_user_message()
         if stored is None:
@@ -117,11 +162,13 @@ class Turn:
             return
         self._assessment = assessment
         level = assessment.risk_level
+        metrics.risk_assessed(level.value)
         # Bookkeeping writes go on beside the reply (they are not on the person's path to its
         # first words); the turn ends only once they are done.
         self._writes.append(asyncio.ensure_future(self._record_level(stored, level)))
         try:
             if escalates(level):
+                metrics.escalated(level.value)
                 ctx.broadcast(
                     SafetyEscalation(
                         risk_level=level.value,
@@ -130,9 +177,7 @@ class Turn:
                     )
                 )
                 self._writes.append(
-                    asyncio.ensure_future(
-                        self._audit(stored, assessment, escalation_action(level))
-                    )
+                    asyncio.ensure_future(self._audit(stored, assessment, escalation_action(level)))
                 )
             await self._reply(level, stored, history)
         finally:
@@ -143,6 +188,7 @@ class Turn:
     ) -> None:
         ctx = self._ctx
         if uses_fixed_reply(level):
+            self._fixed_reply = True
             await self._stream(_FixedReply(crisis_reply(ctx.resources)), level, stored)
             return
         request = ReplyRequest(
@@ -153,10 +199,13 @@ class Turn:
         try:
             stream = await ctx.generator.open(request)
         except Busy as busy:
+            self.outcome = "busy"
             ctx.broadcast(ErrorEvent.from_error(busy))
             return
         except Exception:
-            logger.exception("the reply could not be started for user %s", ctx.user_id)
+            logger.exception(
+                "the reply could not be started for user %s", ctx.user_id, extra=self.log_fields
+            )
             ctx.broadcast(ErrorEvent.from_error(GenerationFailed()))
             return
         await self._stream(stream, level, stored)
@@ -165,7 +214,11 @@ class Turn:
         try:
             await self._ctx.store.set_risk_level(stored.id, level.value)
         except Exception:
-            logger.exception("could not record the risk level for user %s", self._ctx.user_id)
+            logger.exception(
+                "could not record the risk level for user %s",
+                self._ctx.user_id,
+                extra=self.log_fields,
+            )
 
     async def _store_user_message(self) -> MessageRecord | None:
         ctx, msg = self._ctx, self._message
@@ -183,9 +236,11 @@ class Turn:
                 # "retryable"): this resend runs the turn for the stored message.
                 self._retry = True
                 return duplicate.existing
+            self.outcome = "duplicate"
             await self._answer_duplicate(duplicate.existing)
         except HavenError as error:
             # Nothing was stored; only the sender made the mistake, so only the sender hears it.
+            self.outcome = "refused"
             ctx.reply(ErrorEvent.from_error(error))
         return None
 
@@ -231,7 +286,11 @@ class Turn:
         except Exception:
             # Fail closed: an unassessed message never reaches the language model, and the
             # person sees the crisis resources in case they needed them.
-            logger.exception("risk assessment failed for user %s", ctx.user_id)
+            logger.exception(
+                "risk assessment failed for user %s", ctx.user_id, extra=self.log_fields
+            )
+            self.outcome = "unassessed"
+            metrics.escalated(UNASSESSED)
             ctx.broadcast(
                 SafetyEscalation(
                     risk_level=UNASSESSED,
@@ -259,7 +318,11 @@ class Turn:
             )
         except Exception:
             # The person's safety comes first: a failed audit write never holds up the turn.
-            logger.exception("could not record an escalation for user %s", self._ctx.user_id)
+            logger.exception(
+                "could not record an escalation for user %s",
+                self._ctx.user_id,
+                extra=self.log_fields,
+            )
 
     async def _stream(self, stream: ReplyStream, level: RiskLevel, stored: MessageRecord) -> None:
         ctx, session_id = self._ctx, self._message.session_id
@@ -290,7 +353,12 @@ class Turn:
             status = "cancelled"
         elif outcome.unsafe is not None:
             status, text = "replaced", safe_replacement(ctx.resources)
-            logger.warning("generated reply replaced for user %s: %s", ctx.user_id, outcome.unsafe)
+            logger.warning(
+                "generated reply replaced for user %s: %s",
+                ctx.user_id,
+                outcome.unsafe,
+                extra=self.log_fields,
+            )
             await self._audit(stored, self._assessment, Action.REPLY_REPLACED)
         elif escalates(level) and not uses_fixed_reply(level):
             footer = check_in_footer(ctx.resources)
@@ -321,13 +389,15 @@ class Turn:
                     outcome.unsafe = reason
                     return
                 pieces.append(piece)
+                if self._first_chunk_at is None:
+                    self._first_chunk_at = time.monotonic()
                 ctx.broadcast(
                     AssistantMessageChunk(chunk=piece, session_id=session_id, message_id=reply_id)
                 )
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("generation failed for user %s", ctx.user_id)
+            logger.exception("generation failed for user %s", ctx.user_id, extra=self.log_fields)
             outcome.failed = True
 
     async def _complete(
@@ -361,6 +431,14 @@ class Turn:
                 message_id=reply_id,
             )
         )
+        self.outcome = _TURN_OUTCOMES[status]
+
+
+_TURN_OUTCOMES: dict[ReplyStatus, metrics.TurnOutcome] = {
+    "complete": "completed",
+    "cancelled": "cancelled",
+    "replaced": "replaced",
+}
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""The turn's model interfaces (`haven.backends`) over Ray Serve deployment handles."""
+"""The turn's model interfaces (`haven.backends`) over Ray Serve deployment handles.
+
+Each call passes the id of the turn it serves (`turn_id=`), so the replicas' log lines carry it:
+Serve's own request id is new at every call from a ConnectionHost, a plain Ray actor.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from haven.backends import ReplyRequest
 from haven.errors import HavenError
+from haven.logging_context import current_turn_id
 from haven.risk import Assessment
 
 
@@ -18,7 +23,9 @@ class ServeRiskAssessor:
         self._handle = handle
 
     async def assess(self, text: str, context: Sequence[str]) -> Assessment:
-        result: Assessment = await self._handle.assess.remote(text, list(context))
+        result: Assessment = await self._handle.assess.remote(
+            text, list(context), turn_id=current_turn_id()
+        )
         return result
 
 
@@ -50,7 +57,10 @@ class ServeReplyGenerator:
         self._handle = handle.options(stream=True)
 
     async def open(self, request: ReplyRequest) -> _ServeReplyStream:
-        response = cast(DeploymentResponseGenerator, self._handle.generate.remote(request))
+        response = cast(
+            DeploymentResponseGenerator,
+            self._handle.generate.remote(request, turn_id=current_turn_id()),
+        )
         try:
             intent = await anext(response)
         except RayTaskError as error:

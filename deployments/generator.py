@@ -6,20 +6,26 @@ pieces. Which backend produces them (`backend:` in serve_config.yaml) is invisib
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import logging
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 
 from deployments.device import pick_device
+from haven import metrics
 from haven.backends import ReplyRequest
+from haven.logging_context import send_to_serve_log
+from haven.metrics.reply_meter import ReplyMeter
 from haven.settings import Settings
 from models.llm.backend import ChatBackend, GenerationParams
 from models.llm.openai_backend import OpenAIOptions
 from models.llm.service import IntentPlanner, ReplyService
+
+logger = logging.getLogger(__name__)
 
 
 class GeneratorOptions(BaseModel):
@@ -114,7 +120,10 @@ class ResponseGenerator:
         planner: IntentPlanner | None = None,
     ) -> None:
         """`planner`: one to use instead of loading `models.intent.planner` (tests)."""
+        send_to_serve_log()
         backend = build_backend(options, settings)
+        self._backend_name = options.backend
+        self._count_tokens = _token_counter(backend.tokenizer)
         if planner is None and options.planner:
             planner = load_planner(options)
         self._service = ReplyService(
@@ -126,15 +135,34 @@ class ResponseGenerator:
             planner=planner,
         )
 
-    async def generate(self, request: ReplyRequest) -> AsyncGenerator[str, None]:
+    async def generate(
+        self, request: ReplyRequest, turn_id: str | None = None
+    ) -> AsyncGenerator[str, None]:
         """The intent the reply carries out, then its text pieces.
 
         Raises `haven.errors.Busy` before yielding anything when the model's queue is full. When
         the caller closes the stream, Serve cancels this generator and the model stops.
+        `turn_id` only labels this reply's log line.
         """
+        meter = ReplyMeter(self._count_tokens)
+        intent_sent = False
         async with aclosing(self._service.generate(request)) as items:
             async for item in items:
+                if intent_sent:
+                    meter.piece(item)
+                intent_sent = True
                 yield item
+        # Reached only by a reply that ran to its end: not cancelled, no model error.
+        tokens_per_s = meter.tokens_per_s()
+        if tokens_per_s is not None:
+            metrics.reply_generated(tokens_per_s, backend=self._backend_name)
+        logger.info(
+            "reply generated",
+            extra={
+                "turn_id": turn_id,
+                "tokens_per_s": None if tokens_per_s is None else round(tokens_per_s, 2),
+            },
+        )
 
     async def ready(self) -> bool:
         return True
@@ -144,3 +172,14 @@ class ResponseGenerator:
         service = getattr(self, "_service", None)
         if service is not None:
             service.backend.close()
+
+
+def _token_counter(tokenizer: Any) -> Callable[[str], int] | None:
+    """Counts a text's tokens with the model's own tokenizer; None for a remote model."""
+    if tokenizer is None:
+        return None
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return count

@@ -2,7 +2,9 @@
 
 The same steps as `serve run serve_config.yaml`, plus what a foreground service needs: `PORT`
 overrides the config's port, relative paths become absolute before any Ray worker starts (their
-working directory differs), readiness is logged, and Ctrl-C stops everything cleanly.
+working directory differs), readiness is logged, and Ctrl-C stops everything cleanly. Every Ray
+worker of the job logs JSON lines, and the node serves Prometheus metrics on a fixed port
+(`--metrics-export-port`, `METRICS_EXPORT_PORT`; docs/operations.md, "Metrics").
 """
 
 from __future__ import annotations
@@ -30,7 +32,26 @@ from haven.storage import migrate
 logger = logging.getLogger("haven.launch")
 
 DEFAULT_PORT = 3000
+# The port Ray's own docs scrape; clear of the Gateway (3000), Serve's default (8000) and the
+# dashboard (8265). Ray itself would pick a random one.
+DEFAULT_METRICS_EXPORT_PORT = 8080
 READY_TIMEOUT_S = 300
+
+
+def ray_init_options(address: str, metrics_export_port: int | None) -> dict[str, Any]:
+    """`ray.init` arguments: JSON logs for every worker of the job (Ray's formatter writes each
+    record's `extra=` fields as keys) and, for a cluster started here, the node's metrics
+    endpoint on `metrics_export_port`. A running cluster keeps the port its nodes were started
+    with (`ray start --metrics-export-port`)."""
+    options: dict[str, Any] = {
+        "address": address,
+        "namespace": SERVE_NAMESPACE,
+        "include_dashboard": False,
+        "logging_config": ray.LoggingConfig(encoding="JSON", log_level="INFO"),
+    }
+    if address == "local" and metrics_export_port is not None:
+        options["_metrics_export_port"] = metrics_export_port
+    return options
 
 
 def load_config(
@@ -86,11 +107,19 @@ def _stop_on_signals() -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run Haven on a local Ray cluster.")
     parser.add_argument("--config", type=Path, default=Path("serve_config.yaml"))
+    parser.add_argument(
+        "--metrics-export-port",
+        type=int,
+        default=int(os.environ.get("METRICS_EXPORT_PORT", DEFAULT_METRICS_EXPORT_PORT)),
+        help="port of this node's Prometheus endpoint (default: $METRICS_EXPORT_PORT or 8080)",
+    )
     args = parser.parse_args(argv)
+    port = int(os.environ.get("PORT", DEFAULT_PORT))
+    if args.metrics_export_port == port or not 0 < args.metrics_export_port < 65536:
+        parser.error(f"--metrics-export-port must be a free port other than PORT ({port})")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     _stop_on_signals()
-    port = int(os.environ.get("PORT", DEFAULT_PORT))
     _absolute_paths()
     settings = Settings()  # refuses unsafe settings before anything starts
     migrate.upgrade(settings.resolved_database_url)
@@ -101,12 +130,21 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HAVEN_OUTBOUND_QUEUE_BYTES", str(settings.outbound_queue_bytes))
     proxy_hooks.install()
     address = os.environ.get("RAY_ADDRESS", "local")
-    ray.init(address=address, namespace=SERVE_NAMESPACE, include_dashboard=False)
+    # Plain-text lines until Ray starts; from then on Ray's JSON handler writes the driver's.
+    text_handlers = list(logging.getLogger().handlers)
+    ray.init(**ray_init_options(address, args.metrics_export_port))
+    for handler in text_handlers:
+        logging.getLogger().removeHandler(handler)
     try:
         deploy(config)
         logger.info("deploying %s; loading the models", args.config)
         wait_ready(port)
         logger.info("Haven is ready: ws://localhost:%d/ws?token=JWT  (REST docs: /docs)", port)
+        if address == "local":
+            logger.info(
+                "Prometheus metrics (Haven's are ray_haven_*): http://localhost:%d/metrics",
+                args.metrics_export_port,
+            )
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 
 from deployments.device import pick_device
+from haven import metrics
+from haven.logging_context import send_to_serve_log
 from haven.risk import Assessment, RiskLevel
 from models.safety.pipeline import combine, context_text
+
+logger = logging.getLogger(__name__)
 
 
 class SafetyOptions(BaseModel):
@@ -46,6 +52,7 @@ class SafetyClassifier:
     def __init__(self, options: SafetyOptions) -> None:
         from models.safety.loading import load_risk_model
 
+        send_to_serve_log()
         self._model = load_risk_model(
             options.model,
             model_path=options.model_path,
@@ -61,7 +68,25 @@ class SafetyClassifier:
         self._assess_batch.set_max_batch_size(options.max_batch_size)  # type: ignore[attr-defined]
         self._assess_batch.set_batch_wait_timeout_s(options.batch_wait_timeout_s)  # type: ignore[attr-defined]
 
-    async def assess(self, text: str, context: list[str]) -> Assessment:
+    async def assess(self, text: str, context: list[str], turn_id: str | None = None) -> Assessment:
+        """`_assess`, timed (haven_classifier_message_seconds) and logged under `turn_id`."""
+        started = time.perf_counter()
+        assessment = await self._assess(text, context)
+        seconds = time.perf_counter() - started
+        metrics.classifier_message(seconds)
+        logger.info(
+            "risk assessed: %s",
+            assessment.risk_level.value,
+            extra={
+                "turn_id": turn_id,
+                "risk_level": assessment.risk_level.value,
+                "raised_by": assessment.raised_by,
+                "seconds": round(seconds, 4),
+            },
+        )
+        return assessment
+
+    async def _assess(self, text: str, context: list[str]) -> Assessment:
         """The new message alone, and read after the person's last few messages: the higher
         of the two, so that "ok" after a described plan is still taken seriously; then the
         rule layer, which can only raise the level."""
@@ -76,7 +101,10 @@ class SafetyClassifier:
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def _assess_batch(self, texts: list[str]) -> list[Assessment]:
         # The model call blocks for milliseconds; keep the replica's event loop free meanwhile.
-        return await asyncio.to_thread(self._model.assess, texts)
+        started = time.perf_counter()
+        assessments = await asyncio.to_thread(self._model.assess, texts)
+        metrics.classifier_batch(len(texts), time.perf_counter() - started)
+        return assessments
 
     async def ready(self) -> bool:
         return True

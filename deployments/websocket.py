@@ -21,6 +21,7 @@ from actors.channel import Close, Outbound
 from actors.connection import SocketTicket
 from deployments.outbox import Outbox
 from deployments.services import GatewayServices
+from haven import metrics
 from haven.auth import TokenClaims
 from haven.codec import (
     SUBPROTOCOL_MSGPACK,
@@ -37,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
+# Where the first close of a socket is noted (code, side), for its metrics and its log line.
+_CLOSE_KEY = "haven.close"
+
 
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -48,18 +52,39 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     codec, subprotocol = negotiate(list(websocket.scope.get("subprotocols", [])))
     await websocket.accept(subprotocol=subprotocol)
+    connection_id = uuid.uuid4().hex
+    metrics.socket_opened()
     try:
-        claims = await _authenticate(websocket, svc, codec)
-    except HavenError as error:
-        # The reason only: what the client sent (a token) never goes into a log.
-        logger.debug("socket refused at authentication: %s", error.code)
-        await _close_with(websocket, codec, error)
-        return
-    svc.open_sockets.add(websocket)
-    try:
-        await _serve(websocket, svc, claims, codec)
+        try:
+            claims = await _authenticate(websocket, svc, codec)
+        except HavenError as error:
+            # The reason only: what the client sent (a token) never goes into a log.
+            logger.debug(
+                "socket refused at authentication: %s",
+                error.code,
+                extra={"connection_id": connection_id},
+            )
+            await _close_with(websocket, codec, error)
+            return
+        svc.open_sockets.add(websocket)
+        try:
+            await _serve(websocket, svc, claims, codec, connection_id)
+        finally:
+            svc.open_sockets.discard(websocket)
     finally:
-        svc.open_sockets.discard(websocket)
+        # A socket that ended without any close frame is counted as 1006 (abnormal closure).
+        code, by = websocket.scope.get(_CLOSE_KEY, (1006, "client"))
+        metrics.socket_closed(code, by=by)
+        logger.info(
+            "socket closed: %s by %s",
+            code,
+            by,
+            extra={"connection_id": connection_id, "close_code": code, "closed_by": by},
+        )
+
+
+def _note_close(websocket: WebSocket, code: int, by: metrics.ClosedBy) -> None:
+    websocket.scope.setdefault(_CLOSE_KEY, (code, by))
 
 
 def _origin_allowed(websocket: WebSocket, svc: GatewayServices) -> bool:
@@ -91,6 +116,7 @@ async def _first_frame_token(websocket: WebSocket, svc: GatewayServices, codec: 
     except TimeoutError:
         raise InvalidToken() from None
     if event["type"] == "websocket.disconnect":
+        _note_close(websocket, event.get("code", 1005), "client")
         raise InvalidToken()
     data = event.get("text") if event.get("text") is not None else event.get("bytes")
     try:
@@ -110,9 +136,15 @@ def _last_seq(websocket: WebSocket) -> int | None:
 
 
 async def _serve(
-    websocket: WebSocket, svc: GatewayServices, claims: TokenClaims, codec: Codec
+    websocket: WebSocket,
+    svc: GatewayServices,
+    claims: TokenClaims,
+    codec: Codec,
+    connection_id: str,
 ) -> None:
-    user_id, socket_id = claims.user_id, uuid.uuid4().hex
+    # The socket's id at the user's ConnectionActor is the one its log lines carry.
+    user_id, socket_id = claims.user_id, connection_id
+    log_fields = {"connection_id": connection_id}
     ticket = SocketTicket(
         jti=claims.jti or None, expires_at=float(claims.expires_at), last_seq=_last_seq(websocket)
     )
@@ -122,7 +154,7 @@ async def _serve(
         # of a turn started from here can be missed; or it holds the refusal.
         first = await anext(frames)
     except Exception:
-        logger.exception("could not attach a socket")
+        logger.exception("could not attach a socket", extra=log_fields)
         await _close_with(websocket, codec, HavenError(), CloseCode.SERVICE_RESTART)
         return
     refusal = next((item for item in first if isinstance(item, Close)), None)
@@ -134,13 +166,13 @@ async def _serve(
     encoding = SUBPROTOCOL_MSGPACK if codec is Codec.MSGPACK else None
     await _send(websocket, codec, Connection(encoding=encoding).to_json())
     outbox = Outbox(svc.settings.outbound_queue_bytes)
-    pump = asyncio.create_task(_pump(frames, outbox))
+    pump = asyncio.create_task(_pump(frames, outbox, log_fields))
     writer = asyncio.create_task(_write(websocket, outbox, codec))
     reader = asyncio.create_task(_read(websocket, svc, user_id, socket_id, codec))
     try:
         await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         if reader.done() and not reader.cancelled() and reader.exception() is not None:
-            logger.error("socket reader failed", exc_info=reader.exception())
+            logger.error("socket reader failed", exc_info=reader.exception(), extra=log_fields)
             outbox.put(Close(CloseCode.SERVICE_RESTART))
             await asyncio.wait({writer}, timeout=5)
     finally:
@@ -158,14 +190,18 @@ async def _serve(
         await _close(websocket, CloseCode.NORMAL)
 
 
-async def _pump(frames: AsyncIterator[list[Outbound]], outbox: Outbox) -> None:
+async def _pump(
+    frames: AsyncIterator[list[Outbound]], outbox: Outbox, log_fields: dict[str, str]
+) -> None:
     try:
         async for batch in frames:
             for item in batch:
                 outbox.put(item)
     except Exception:
         # The user's host went away: the client should reconnect (and resume) elsewhere.
-        logger.warning("event stream of a socket ended with an error", exc_info=True)
+        logger.warning(
+            "event stream of a socket ended with an error", exc_info=True, extra=log_fields
+        )
     outbox.end(CloseCode.SERVICE_RESTART)
 
 
@@ -189,6 +225,7 @@ async def _read(
     while True:
         event = await websocket.receive()
         if event["type"] == "websocket.disconnect":
+            _note_close(websocket, event.get("code", 1005), "client")
             return
         data: str | bytes | None = event.get("text")
         if data is None:
@@ -246,5 +283,7 @@ async def _close_with(
 
 async def _close(websocket: WebSocket, code: int) -> None:
     if websocket.application_state != WebSocketState.DISCONNECTED:
+        if websocket.client_state != WebSocketState.DISCONNECTED:
+            _note_close(websocket, code, "server")
         with contextlib.suppress(Exception):
             await websocket.close(code=code)

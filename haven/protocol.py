@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from haven import metrics
 from haven.errors import HavenError, InvalidMessage
 
 # A hard ceiling for the parser; the configurable, usually lower, limit is `max_message_chars`.
@@ -329,6 +330,7 @@ class ErrorEvent(ServerEventBase):
     @classmethod
     def from_error(cls, error: HavenError) -> ErrorEvent:
         # The one place a typed error becomes a wire event: fixed text, never the exception's.
+        metrics.error_sent(error.code)
         return cls(
             message=error.message,
             code=error.code,

@@ -71,12 +71,14 @@ def safe_url(url: str | URL) -> str:
 def create_engine(url: str) -> AsyncEngine:
     parsed = async_url(url)
     ensure_sqlite_dir(parsed)
+    # A failed statement's error would otherwise quote its parameters (message text, event
+    # frames) into every log line and traceback that mentions it.
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(parsed)
+        engine = create_async_engine(parsed, hide_parameters=True)
         _install_sqlite_listeners(engine)
         return engine
     # A server may drop idle connections (restarts, proxies); check one before handing it out.
-    return create_async_engine(parsed, pool_pre_ping=True)
+    return create_async_engine(parsed, pool_pre_ping=True, hide_parameters=True)
 
 
 def _install_sqlite_listeners(engine: AsyncEngine) -> None:

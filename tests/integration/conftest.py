@@ -13,12 +13,11 @@ import httpx
 import pytest
 import ray
 from ray import serve
-from ray.serve._private.constants import SERVE_NAMESPACE
 from ray.serve.schema import ServeDeploySchema
 from websockets.sync.client import ClientConnection, connect
 
 from deployments import proxy_hooks
-from deployments.launch import deploy, load_config, wait_ready
+from deployments.launch import deploy, load_config, ray_init_options, wait_ready
 from haven.storage import migrate
 from tests.paths import MODEL_CACHE_DIR, ROOT
 from tests.rest_client import RestSteps
@@ -36,9 +35,13 @@ def free_port() -> int:
 
 
 class Server(RestSteps):
-    def __init__(self, port: int, config_args: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self, port: int, config_args: dict[str, dict[str, Any]], metrics_port: int | None = None
+    ) -> None:
         self.port = port
         self.config_args = config_args
+        # The node's Prometheus endpoint: http://127.0.0.1:<metrics_port>/metrics
+        self.metrics_port = metrics_port
         self.http = f"http://127.0.0.1:{port}"
         # Registration hashes with argon2 on a busy 2-core machine: allow it time.
         super().__init__(httpx.Client(base_url=self.http, timeout=30))
@@ -92,8 +95,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     os.environ.setdefault("HAVEN_WS_PING_INTERVAL_S", str(PING_INTERVAL_S))
     os.environ.setdefault("HAVEN_WS_PING_TIMEOUT_S", str(PING_TIMEOUT_S))
     proxy_hooks.install()
-    ray.init(address="local", namespace=SERVE_NAMESPACE, include_dashboard=False)
-    server = Server(port=free_port(), config_args=args)
+    # As `make serve` starts Ray: JSON logs, and metrics on a port of its own.
+    metrics_port = free_port()
+    ray.init(**ray_init_options("local", metrics_port))
+    server = Server(port=free_port(), config_args=args, metrics_port=metrics_port)
     try:
         server.deploy()
         yield server

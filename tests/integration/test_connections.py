@@ -1,5 +1,5 @@
 """Connections through the real Serve proxy: resume, logout, MessagePack, the proxy's frame
-limit and compression bombs, dead peers, and tokens kept out of every log."""
+limit and compression bombs, dead peers, and tokens and message text kept out of every log."""
 
 from __future__ import annotations
 
@@ -107,12 +107,21 @@ def test_compression_bomb_is_refused_without_inflating_it(server: Server) -> Non
         events_until(ws, "connection")
 
 
-def test_tokens_never_appear_in_any_server_log(server: Server) -> None:
+def test_tokens_and_message_text_never_appear_in_any_server_log(server: Server) -> None:
     import ray
 
     token = server.register(f"quiet-{uuid.uuid4().hex[:8]}")
+    marker = f"marker-{uuid.uuid4().hex}"
+    session_id = server.new_session(token)
     with server.ws(token) as ws:
         events_until(ws, "connection")
+        # Through the classifier and the language model: neither may log what was written.
+        ws.send(
+            json.dumps(
+                {"type": "session_message", "session_id": session_id, "message_text": marker}
+            )
+        )
+        events_until(ws, "assistant_message_complete", timeout=180)
     with server.ws(None, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
         events_until(ws, "connection")
     with server.ws(None) as ws:
@@ -122,7 +131,8 @@ def test_tokens_never_appear_in_any_server_log(server: Server) -> None:
     files = [p for p in logs.rglob("*") if p.is_file()]
     assert files, "no log files found, so the check below would prove nothing"
     for path in files:
-        assert token not in path.read_text(errors="replace"), path.name
+        text = path.read_text(errors="replace")
+        assert token not in text and marker not in text, path.name
 
 
 def test_peers_that_stop_answering_pings_release_their_connection_slots(server: Server) -> None:
