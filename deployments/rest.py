@@ -1,53 +1,127 @@
-"""REST: accounts, sessions and their stored messages, health."""
+"""REST: accounts, sessions and their stored messages, health.
+
+Every route documents its answers for OpenAPI (`/docs`, docs/openapi.json): a typed body for
+success, and each typed error it can raise (`rest_docs.error_responses`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from deployments.rest_docs import BEARER_DESCRIPTION, error_responses
 from deployments.services import GatewayServices
 from haven.accounts import Credentials, Registration
 from haven.auth import TokenClaims, hash_password, verify_password
-from haven.errors import InvalidToken
+from haven.crisis_resources import SUPPORTED_LOCALES
+from haven.errors import InvalidToken, LoggedOut, SessionNotFound, TokenExpired, UsernameTaken
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter()
-_bearer = HTTPBearer(auto_error=False)
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+router = APIRouter(generate_unique_id_function=_operation_id)
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerAuth",
+    bearerFormat="JWT",
+    description=BEARER_DESCRIPTION,
+)
+
+# The tags of the routes below, described for OpenAPI (`create_app` passes them on).
+OPENAPI_TAGS: list[dict[str, Any]] = [
+    {
+        "name": "auth",
+        "description": "Accounts and access tokens. A token from `POST /auth/login` goes in "
+        "`Authorization: Bearer` for REST and opens the WebSocket (`/ws?token=`; see "
+        "docs/asyncapi.yaml).",
+    },
+    {
+        "name": "sessions",
+        "description": "A user's conversations and their stored messages. The messages "
+        "themselves are sent over the WebSocket.",
+    },
+    {
+        "name": "health",
+        "description": "Liveness and readiness, for load balancers and orchestrators.",
+    },
+]
+
+# What each kind of route can answer besides success (FastAPI adds 422 for malformed input).
+_AUTH_ERRORS = error_responses(InvalidToken(), TokenExpired(), LoggedOut())
+_SESSION_ERRORS = error_responses(InvalidToken(), TokenExpired(), LoggedOut(), SessionNotFound())
+_WRONG_PASSWORD = "Wrong username or password."
 
 
 class UserOut(BaseModel):
-    id: str
-    username: str
-    locale: str | None = None
+    id: str = Field(description="The account's id.")
+    username: str = Field(description="The name to log in with.")
+    locale: str | None = Field(
+        default=None,
+        description=f"The region for crisis resources (one of {', '.join(SUPPORTED_LOCALES)}), "
+        "when one was given; otherwise the deployment's default applies.",
+    )
 
 
 class TokenOut(BaseModel):
-    access_token: str
-    token_type: str = "bearer"
-    expires_in: int
+    access_token: str = Field(description="A signed JWT: REST's bearer token and the socket's.")
+    token_type: str = Field(default="bearer", description="Always `bearer`.")
+    expires_in: int = Field(description="Seconds until the token expires.")
 
 
 class SessionOut(BaseModel):
-    id: str
-    created_at: datetime
+    id: str = Field(description="The session's id: `session_id` in WebSocket frames.")
+    created_at: datetime = Field(description="When the session was created (UTC).")
 
 
 class MessageOut(BaseModel):
-    id: str
-    role: str
-    text: str
-    intent: str | None
-    risk_level: str | None
-    created_at: datetime
-    # Assistant replies: "complete", "cancelled" or "replaced".
-    status: str | None = None
+    id: str = Field(description="The stored message's id (`message_id` on the WebSocket).")
+    role: str = Field(description="`user` (the person) or `assistant` (a reply).")
+    text: str = Field(description="The message; for a reply, its final text.")
+    intent: str | None = Field(
+        description="A reply's intent, e.g. `validate` or `crisis_support`; null for the person."
+    )
+    risk_level: str | None = Field(
+        description="The assessed risk of the person's message, or for a reply of the message "
+        "it answers: `none`, `low`, `medium`, `high` or `critical`; null when not assessed."
+    )
+    created_at: datetime = Field(description="When it was stored (UTC).")
+    status: str | None = Field(
+        default=None,
+        description="Replies only: `complete`, `cancelled` (stopped by the client) or "
+        "`replaced` (a safe reply stood in for the generated one).",
+    )
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = Field(description="Always `ok` while the process serves requests.")
+
+
+class ReadinessOut(BaseModel):
+    status: Literal["ready", "unavailable"] = Field(
+        description="`ready` when the classifier, the language model and the connection hosts "
+        "answer; otherwise `unavailable` (503)."
+    )
+
+
+_REGISTRATION_EXAMPLES: dict[str, Any] = {
+    "account": {
+        "summary": "A new account",
+        "value": {"username": "ana", "password": "a long passphrase", "locale": "GB"},
+    }
+}
+_LOGIN_EXAMPLES: dict[str, Any] = {
+    "login": {"summary": "Log in", "value": {"username": "ana", "password": "a long passphrase"}}
+}
 
 
 def services(request: Request) -> GatewayServices:
@@ -70,27 +144,56 @@ async def current_user(
 User = Annotated[TokenClaims, Depends(current_user)]
 
 
-@router.post("/auth/register", status_code=status.HTTP_201_CREATED, tags=["auth"])
-async def register(body: Registration, svc: Services) -> UserOut:
+@router.post(
+    "/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    tags=["auth"],
+    summary="Create an account",
+    response_description="The new account.",
+    responses=error_responses(UsernameTaken()),
+)
+async def register(
+    body: Annotated[Registration, Body(openapi_examples=_REGISTRATION_EXAMPLES)], svc: Services
+) -> UserOut:
+    """A username (3 to 32 of `A-Z a-z 0-9 _ . -`, unique whatever the case), a password of at
+    least 10 characters that is not a common one nor contains the username, and optionally a
+    locale for crisis resources. Does not log in: call `POST /auth/login` next."""
     password_hash = await asyncio.to_thread(hash_password, body.password)
     user = await svc.store.create_user(body.username, password_hash, locale=body.locale)
     return UserOut(id=user.id, username=user.username, locale=user.locale)
 
 
-@router.post("/auth/login", tags=["auth"])
-async def login(body: Credentials, svc: Services) -> TokenOut:
+@router.post(
+    "/auth/login",
+    tags=["auth"],
+    summary="Log in: get an access token",
+    response_description="A bearer token for REST and the WebSocket.",
+    responses=error_responses(InvalidToken(message=_WRONG_PASSWORD)),
+)
+async def login(
+    body: Annotated[Credentials, Body(openapi_examples=_LOGIN_EXAMPLES)], svc: Services
+) -> TokenOut:
+    """A wrong password and an unknown username get the same 401, in the same time."""
     user = await svc.store.get_user_by_username(body.username)
     stored_hash = user.password_hash if user else None
     # verify_password(None, ...) still hashes, so an unknown name answers in the same time.
     if not await asyncio.to_thread(verify_password, stored_hash, body.password) or user is None:
-        raise InvalidToken(message="Wrong username or password.")
+        raise InvalidToken(message=_WRONG_PASSWORD)
     token, expires_in = svc.tokens.issue(user.id)
     return TokenOut(access_token=token, expires_in=expires_in)
 
 
-@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+@router.post(
+    "/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["auth"],
+    summary="Log out: revoke this token",
+    response_description="Revoked.",
+    responses=_AUTH_ERRORS,
+)
 async def logout(user: User, svc: Services) -> Response:
-    """Revokes this token and closes every socket opened with it."""
+    """Revokes this token and closes every socket opened with it (`error` `logged_out`, close
+    4004). Other tokens of the user stay valid."""
     if user.jti:
         expires_at = datetime.fromtimestamp(user.expires_at, UTC)
         await svc.store.revocations.revoke(user.jti, user.user_id, expires_at)
@@ -102,20 +205,44 @@ async def logout(user: User, svc: Services) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/sessions", status_code=status.HTTP_201_CREATED, tags=["sessions"])
+@router.post(
+    "/sessions",
+    status_code=status.HTTP_201_CREATED,
+    tags=["sessions"],
+    summary="Start a session",
+    response_description="The new, empty session.",
+    responses=_AUTH_ERRORS,
+)
 async def create_session(user: User, svc: Services) -> SessionOut:
+    """A new conversation; send messages to it over the WebSocket with its `id`."""
     record = await svc.store.create_session(user.user_id)
     return SessionOut(id=record.id, created_at=record.created_at)
 
 
-@router.get("/sessions", tags=["sessions"])
+@router.get(
+    "/sessions",
+    tags=["sessions"],
+    summary="List your sessions",
+    response_description="The user's sessions.",
+    responses=_AUTH_ERRORS,
+)
 async def list_sessions(user: User, svc: Services) -> list[SessionOut]:
+    """Every session of the token's user."""
     records = await svc.store.list_sessions(user.user_id)
     return [SessionOut(id=r.id, created_at=r.created_at) for r in records]
 
 
-@router.get("/sessions/{session_id}/messages", tags=["sessions"])
+@router.get(
+    "/sessions/{session_id}/messages",
+    tags=["sessions"],
+    summary="Read a session's messages",
+    response_description="The stored messages, oldest first.",
+    responses=_SESSION_ERRORS,
+)
 async def list_messages(session_id: str, user: User, svc: Services) -> list[MessageOut]:
+    """The person's messages and the finished replies, as stored; a reply still being written
+    is not among them. Use it to reload a conversation, e.g. after `resumed.recovered` is
+    false. Another user's session answers 404, like an unknown one."""
     records = await svc.store.list_messages(user.user_id, session_id)
     return [
         MessageOut(
@@ -131,19 +258,42 @@ async def list_messages(session_id: str, user: User, svc: Services) -> list[Mess
     ]
 
 
-@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["sessions"])
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["sessions"],
+    summary="Delete a session",
+    response_description="Deleted, with its messages.",
+    responses=_SESSION_ERRORS,
+)
 async def delete_session(session_id: str, user: User, svc: Services) -> Response:
+    """Deletes the session and its messages. A reply being written for it ends with `error`
+    `session_not_found` on the WebSocket."""
     await svc.store.delete_session(user.user_id, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/healthz", tags=["health"])
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get(
+    "/healthz",
+    tags=["health"],
+    summary="Liveness",
+    response_description="The process serves requests.",
+)
+async def healthz() -> HealthOut:
+    """Answers as long as the process serves HTTP; it checks nothing else."""
+    return HealthOut(status="ok")
 
 
-@router.get("/readyz", tags=["health"])
-async def readyz(svc: Services, response: Response) -> dict[str, str]:
+@router.get(
+    "/readyz",
+    tags=["health"],
+    summary="Readiness",
+    response_description="Ready to serve turns.",
+    responses={503: {"model": ReadinessOut, "description": "Not ready yet, or not any more."}},
+)
+async def readyz(svc: Services, response: Response) -> ReadinessOut:
+    """Whether the safety classifier, the language model and the connection hosts answer
+    (within 10 s)."""
     try:
         ready = await asyncio.wait_for(svc.readiness(), timeout=10)
     except Exception:
@@ -151,5 +301,5 @@ async def readyz(svc: Services, response: Response) -> dict[str, str]:
         ready = False
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return {"status": "unavailable"}
-    return {"status": "ready"}
+        return ReadinessOut(status="unavailable")
+    return ReadinessOut(status="ready")

@@ -13,10 +13,8 @@ cannot silently fall behind the code.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, get_args
@@ -24,12 +22,12 @@ from typing import Any, get_args
 from pydantic import BaseModel
 
 from deployments import proxy_hooks
-from haven import codec, errors, protocol
+from haven import codec, errors, generated_docs, protocol
 from haven.errors import RETRYABLE_CLOSE_CODES, CloseCode, HavenError, InvalidMessage
 from haven.settings import Settings
 
 TEMPLATE = Path(__file__).with_name("protocol_reference.template.md")
-DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
+DOC_PATH = generated_docs.DOCS / "protocol.md"
 
 CLIENT_FRAMES: tuple[type[BaseModel], ...] = get_args(protocol.ClientFrame)
 SERVER_EVENTS: tuple[type[BaseModel], ...] = get_args(get_args(protocol.ServerEvent)[0])
@@ -118,6 +116,19 @@ PROXY_MEANING: dict[str, str] = {
 }
 
 
+def wire_type(model: type[BaseModel]) -> str:
+    """The `type` a wire model carries, e.g. `session_message`."""
+    value: str = get_args(model.model_fields["type"].annotation)[0]
+    return value
+
+
+def model_doc(model: type[BaseModel]) -> str:
+    """The model's docstring on one line; every wire model must have one."""
+    if not model.__doc__:
+        raise ValueError(f"{model.__name__} has no docstring")
+    return " ".join(model.__doc__.split())
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
@@ -172,12 +183,8 @@ def _fields(model: type[BaseModel], *, inbound: bool, only_own: bool = False) ->
 def _sections(models: Sequence[type[BaseModel]], *, inbound: bool) -> str:
     parts = []
     for model in models:
-        if not model.__doc__:
-            raise ValueError(f"{model.__name__} has no docstring")
-        heading = get_args(model.model_fields["type"].annotation)[0]
-        doc = " ".join(model.__doc__.split())
         table = _fields(model, inbound=inbound, only_own=not inbound)
-        parts.append(f"### `{heading}`\n\n{doc}\n\n{table}")
+        parts.append(f"### `{wire_type(model)}`\n\n{model_doc(model)}\n\n{table}")
     return "\n\n".join(parts)
 
 
@@ -297,23 +304,9 @@ def render() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m haven.protocol_reference")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="write the reference")
-    mode.add_argument("--check", action="store_true", help="exit 1 if the reference differs")
-    parser.add_argument("--path", type=Path, default=DOC_PATH)
-    args = parser.parse_args(argv)
-    text = render()
-    if args.write:
-        args.path.write_text(text, encoding="utf-8")
-    elif args.check:
-        current = args.path.read_text(encoding="utf-8") if args.path.exists() else None
-        if current != text:
-            print(f"{args.path} is out of date: run python -m haven.protocol_reference --write")
-            return 1
-    else:
-        sys.stdout.write(text)
-    return 0
+    return generated_docs.main(
+        argv, module="haven.protocol_reference", default_path=DOC_PATH, render=render
+    )
 
 
 if __name__ == "__main__":
