@@ -14,10 +14,12 @@ from ray.serve.handle import DeploymentHandle
 from starlette.websockets import WebSocketState
 
 from actors.pool import RayConnections
-from deployments import rest, websocket
+from deployments import rest, web, websocket
+from deployments.rest_docs import ErrorBody
 from deployments.services import GatewayServices
 from haven.auth import TokenService, signing_secret
 from haven.errors import CloseCode, HavenError
+from haven.logging_context import send_to_serve_log
 from haven.settings import Settings
 from haven.storage.store import Store
 
@@ -53,11 +55,13 @@ def create_app(services: GatewayServices) -> FastAPI:
         title="Haven",
         summary="Real-time backend for a mental-health support chat.",
         version="0.1.0",
+        openapi_tags=rest.OPENAPI_TAGS,
         lifespan=lifespan,
     )
     app.state.services = services
     app.include_router(rest.router)
     app.include_router(websocket.router)
+    app.include_router(web.router)
 
     @app.exception_handler(HavenError)
     async def _haven_error(_: Request, error: HavenError) -> JSONResponse:
@@ -65,7 +69,7 @@ def create_app(services: GatewayServices) -> FastAPI:
         headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
         return JSONResponse(
             status_code=error.http_status,
-            content={"detail": error.message, "code": error.code, "retryable": error.retryable},
+            content=ErrorBody.of(error).model_dump(),
             headers=headers,
         )
 
@@ -82,6 +86,7 @@ class Gateway:
     def __init__(
         self, settings: Settings, classifier: DeploymentHandle, generator: DeploymentHandle
     ) -> None:
+        send_to_serve_log()
         self._settings = settings
         self._classifier = classifier
         self._generator = generator
