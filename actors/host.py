@@ -73,6 +73,10 @@ class ConnectionHostCore:
     def user_count(self) -> int:
         return len(self._actors)
 
+    @property
+    def socket_count(self) -> int:
+        return sum(actor.socket_count for actor in self._actors.values())
+
     def existing(self, user_id: str) -> ConnectionActor | None:
         return self._actors.get(user_id)
 

@@ -7,6 +7,7 @@ or node the sockets arrive on.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,7 @@ from ray.serve.handle import DeploymentHandle
 from actors.channel import Outbound
 from actors.connection import SocketTicket
 from actors.host import ConnectionHostCore
+from actors.owners import GatewayOwners, GatewayRef, actor_gone
 from deployments.clients import ServeReplyGenerator, ServeRiskAssessor
 from haven.errors import HavenError
 from haven.protocol import ClientFrame
@@ -32,6 +34,27 @@ HOST_MAX_CONCURRENCY = 100_000
 def host_index(user_id: str, pool_size: int) -> int:
     digest = hashlib.sha256(user_id.encode()).digest()
     return int.from_bytes(digest[:8], "big") % pool_size
+
+
+def host_actor_options(settings: Settings, name: str) -> dict[str, Any]:
+    """Ray options for the host actor `name`.
+
+    A host asks for no CPU, and Ray starts an actor that asks for nothing on a random node.
+    `connection_host_resources` names custom resources (`ray start --resources`) a host must
+    have: hosts then stay on the nodes that advertise them, and SPREAD puts the hosts a replica
+    creates on different ones of those nodes, so losing one node drops only its share of users.
+    """
+    options: dict[str, Any] = {
+        "name": name,
+        "get_if_exists": True,
+        # The host only waits on I/O; it must schedule on a small node beside the models.
+        "num_cpus": 0,
+        "max_concurrency": HOST_MAX_CONCURRENCY,
+    }
+    if settings.connection_host_resources:
+        options["resources"] = dict(settings.connection_host_resources)
+        options["scheduling_strategy"] = "SPREAD"
+    return options
 
 
 class ConnectionHost:
@@ -50,12 +73,28 @@ class ConnectionHost:
             ServeReplyGenerator(generator),
             unsafe_reply,
         )
+        self._check_s = settings.gateway_check_s
+        self._owners = GatewayOwners(actor_gone, self._core.detach)
+        self._watch: asyncio.Task[None] | None = None
 
     async def attach(
-        self, user_id: str, socket_id: str, ticket: SocketTicket
+        self,
+        user_id: str,
+        socket_id: str,
+        ticket: SocketTicket,
+        owner: GatewayRef | None = None,
     ) -> AsyncIterator[list[Outbound]]:
-        async for batch in self._core.attach(user_id, socket_id, ticket):
-            yield batch
+        if owner is not None:
+            self._owners.add(owner, user_id, socket_id)
+            if self._watch is None:
+                self._watch = asyncio.get_running_loop().create_task(
+                    self._owners.watch(self._check_s)
+                )
+        try:
+            async for batch in self._core.attach(user_id, socket_id, ticket):
+                yield batch
+        finally:
+            self._owners.discard(user_id, socket_id)
 
     async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
         await self._core.receive(user_id, socket_id, frame)
@@ -75,7 +114,7 @@ class ConnectionHost:
         await self._core.detach(user_id, socket_id)
 
     async def stats(self) -> dict[str, int]:
-        return {"users": self._core.user_count}
+        return {"users": self._core.user_count, "sockets": self._core.socket_count}
 
 
 class RayConnections:
@@ -93,18 +132,17 @@ class RayConnections:
         self._generator = generator
         self._name_prefix = name_prefix
         self._hosts: dict[int, ActorHandle] = {}
+        # This Gateway replica, so a host can drop its sockets should the replica die.
+        self._owner = GatewayRef.current()
 
     def host(self, index: int) -> ActorHandle:
         handle = self._hosts.get(index)
         if handle is None:
             remote_cls: Any = ray.remote(ConnectionHost)
-            handle = remote_cls.options(
-                name=f"{self._name_prefix}-connection-host-{index}",
-                get_if_exists=True,
-                # The host only waits on I/O; it must schedule on a small node beside the models.
-                num_cpus=0,
-                max_concurrency=HOST_MAX_CONCURRENCY,
-            ).remote(self._settings, self._classifier, self._generator)
+            name = f"{self._name_prefix}-connection-host-{index}"
+            handle = remote_cls.options(**host_actor_options(self._settings, name)).remote(
+                self._settings, self._classifier, self._generator
+            )
             self._hosts[index] = handle
         return handle
 
@@ -121,7 +159,7 @@ class RayConnections:
             stream: Any = (
                 self.host(index)
                 .attach.options(num_returns="streaming")
-                .remote(user_id, socket_id, ticket)
+                .remote(user_id, socket_id, ticket, self._owner)
             )
             started = False
             try:

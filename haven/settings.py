@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     max_queued_turns: int = Field(default=8, ge=1, le=1000)
     # Stable hash of the user id picks one of this many ConnectionHost actors.
     connection_hosts: int = Field(default=2, ge=1, le=1024)
+    # Custom Ray resources each ConnectionHost asks for, e.g. {"frontend": 1}: hosts then run
+    # only on nodes started with them, spread over those nodes (`actors.pool`).
+    connection_host_resources: dict[str, Annotated[float, Field(gt=0)]] = {}
+    # How often a host looks for Gateway replicas that died holding its sockets (`actors.owners`).
+    gateway_check_s: float = Field(default=5.0, gt=0)
     # Earlier turns of the session given to the classifier and the language model.
     context_messages: int = Field(default=12, ge=0, le=200)
 
