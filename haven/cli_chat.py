@@ -2,8 +2,10 @@
 
 Each line typed is one `session_message` with a fresh `client_message_id`; the reply streams
 as it comes; a `safety_escalation` is shown, framed, as soon as it arrives (before the reply).
-After a retryable close the client reconnects with `?last_seq=` and resends any message the
-server has not confirmed (same `client_message_id`, so it is never stored twice).
+After a retryable close the client reconnects with `?last_seq=` and, once the missed events are
+replayed (`resumed`), resends every message whose reply it has not seen, with the same
+`client_message_id`: the server stores it only once, and runs the turn again if the replica
+writing the reply was lost.
 """
 
 from __future__ import annotations
@@ -114,7 +116,15 @@ def _error_text(response: httpx.Response) -> str:
 
 
 class ChatClient:
-    def __init__(self, base_url: str, username: str, password: str, out: TextIO) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        out: TextIO,
+        retry_delay_s: float = 1.0,
+    ) -> None:
+        self._retry_delay_s = retry_delay_s
         self._rest = httpx.AsyncClient(base_url=base_url, timeout=30)
         parts = urlsplit(base_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
@@ -122,7 +132,12 @@ class ChatClient:
         self._username, self._password, self._out = username, password, out
         self._token = ""
         self._last_seq: int | None = None
-        self._unconfirmed: dict[str, SessionMessage] = {}
+        # Sent messages without a complete reply yet, oldest first, by client_message_id.
+        self._unanswered: dict[str, SessionMessage] = {}
+        # Of those, the ones the server has stored (echoed): the user's turns run in order, so
+        # the next complete reply of the session answers the oldest of them.
+        self._echoed: list[str] = []
+        self._session_id = ""
         # Messages sent whose turn has not ended (a complete reply or an error) yet.
         self._open_turns = 0
         self._idle = asyncio.Event()
@@ -176,6 +191,7 @@ class ChatClient:
 
     async def run(self, session_id: str, lines: asyncio.Queue[str | None]) -> int:
         """Chat until end of input (0) or a terminal close (1)."""
+        self._session_id = session_id
         retries = 0
         while True:
             url = self._ws_url
@@ -184,8 +200,9 @@ class ChatClient:
             headers = {"Authorization": f"Bearer {self._token}"}
             try:
                 async with connect(url, additional_headers=headers) as ws:
-                    for pending in list(self._unconfirmed.values()):
-                        await ws.send(pending.model_dump_json(exclude_none=True))
+                    if self._last_seq is None:
+                        # Nothing to replay first: resend at once.
+                        await self._resend(ws)
                     if await self._converse(ws, session_id, lines):
                         return 0
             except ConnectionClosed as closed:
@@ -201,7 +218,7 @@ class ChatClient:
             retries += 1
             if retries > MAX_RETRIES:
                 return 1
-            await asyncio.sleep(min(2**retries, 30))
+            await asyncio.sleep(min(self._retry_delay_s * 2**retries, 30))
 
     async def _converse(
         self, ws: ClientConnection, session_id: str, lines: asyncio.Queue[str | None]
@@ -233,12 +250,16 @@ class ChatClient:
                         message_text=line,
                         client_message_id=uuid.uuid4().hex,
                     )
-                    self._unconfirmed[str(frame.client_message_id)] = frame
+                    self._unanswered[str(frame.client_message_id)] = frame
                     self._open_turns += 1
                     self._idle.clear()
                     await ws.send(frame.model_dump_json(exclude_none=True))
         finally:
             reader.cancel()
+
+    async def _resend(self, ws: ClientConnection) -> None:
+        for pending in list(self._unanswered.values()):
+            await ws.send(pending.model_dump_json(exclude_none=True))
 
     async def _read(self, ws: ClientConnection) -> None:
         async for raw in ws:
@@ -247,9 +268,16 @@ class ChatClient:
                 continue
             if event.seq is not None:
                 self._last_seq = max(event.seq, self._last_seq or 0)
-            if isinstance(event, UserMessageEvent) and event.client_message_id:
-                self._unconfirmed.pop(event.client_message_id, None)
-            elif isinstance(event, AssistantMessageComplete | ErrorEvent):
+            if isinstance(event, UserMessageEvent):
+                cmid = event.client_message_id
+                if cmid is not None and cmid in self._unanswered and cmid not in self._echoed:
+                    self._echoed.append(cmid)
+            elif isinstance(event, Resumed):
+                await self._resend(ws)
+            if isinstance(event, AssistantMessageComplete) and self._echoed:
+                if event.session_id == self._session_id:
+                    self._unanswered.pop(self._echoed.pop(0), None)
+            if isinstance(event, AssistantMessageComplete | ErrorEvent):
                 self._open_turns = max(0, self._open_turns - 1)
                 if self._open_turns == 0:
                     self._idle.set()

@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -245,3 +246,100 @@ async def test_chat_at_end_of_input_waits_for_the_reply_being_written() -> None:
         finally:
             await client.aclose()
     assert "Take your time." in out.getvalue()
+
+
+def _reply_events(session_id: str, first_seq: int, text: str) -> list[str]:
+    events = (
+        AssistantMessageStart(session_id=session_id, message_id="r1"),
+        AssistantMessageChunk(chunk=text, session_id=session_id, message_id="r1"),
+        AssistantMessageComplete(
+            message=CompletedMessage(text=text, intent="validate", risk_level="none"),
+            session_id=session_id,
+            message_id="r1",
+        ),
+    )
+    return [e.model_copy(update={"seq": first_seq + i}).to_json() for i, e in enumerate(events)]
+
+
+async def _chat_across_a_lost_socket(replay_reply: bool) -> tuple[list[dict[str, Any]], str]:
+    """The first socket stores the message, then closes with 1012 before the reply is seen; the
+    second socket replays (or not) the reply, then `resumed`. Returns what the second socket
+    received from the client and what the client printed."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from haven.cli_chat import ChatClient
+    from haven.protocol import Resumed
+
+    received_after_resume: list[dict[str, Any]] = []
+    connections = 0
+
+    async def haven_like(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.send(Connection().to_json())
+        if connections == 1:
+            frame = json.loads(await ws.recv())
+            echo = UserMessageEvent(
+                text=frame["message_text"],
+                session_id="s",
+                message_id="m1",
+                client_message_id=frame["client_message_id"],
+                seq=1,
+            )
+            await ws.send(echo.to_json())
+            await ws.close(1012)
+            return
+        assert ws.request is not None and "last_seq=1" in ws.request.path
+        for event in _reply_events("s", 2, "Still here.") if replay_reply else []:
+            await ws.send(event)
+        replayed = 3 if replay_reply else 0
+        await ws.send(Resumed(last_seq=1, replayed=replayed, recovered=True).to_json())
+        try:
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                received_after_resume.append(frame)
+                await ws.send(
+                    UserMessageEvent(
+                        text=frame["message_text"],
+                        session_id="s",
+                        message_id="m1",
+                        client_message_id=frame["client_message_id"],
+                        duplicate=True,
+                        seq=2,
+                    ).to_json()
+                )
+                for event in _reply_events("s", 3, "Still here."):
+                    await ws.send(event)
+        except TimeoutError:
+            pass
+        await ws.wait_closed()
+
+    async with serve(haven_like, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        out = io.StringIO()
+        client = ChatClient(f"http://127.0.0.1:{port}", "ana", "unused", out, retry_delay_s=0.01)
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        lines.put_nowait("hello there")
+        try:
+            task = asyncio.create_task(client.run("s", lines))
+            for _ in range(200):
+                if "Still here." in out.getvalue():
+                    break
+                await asyncio.sleep(0.05)
+            lines.put_nowait(None)
+            assert await asyncio.wait_for(task, 10) == 0
+        finally:
+            await client.aclose()
+    return received_after_resume, out.getvalue()
+
+
+async def test_chat_resends_a_stored_message_whose_reply_was_lost_with_its_socket() -> None:
+    resent, printed = await _chat_across_a_lost_socket(replay_reply=False)
+    assert [frame["message_text"] for frame in resent] == ["hello there"]
+    assert "Still here." in printed
+
+
+async def test_chat_does_not_resend_a_message_whose_reply_the_resume_replayed() -> None:
+    resent, printed = await _chat_across_a_lost_socket(replay_reply=True)
+    assert resent == []
+    assert printed.count("Still here.") == 1
