@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
-import os
 import sys
 import time
 from collections import Counter
@@ -34,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # the project, uninstalled
 
+from bench.json_line import print_json_line  # noqa: E402
 from bench.process_stats import cpu_seconds, cpu_used  # noqa: E402
 from bench.safety_messages import MESSAGES  # noqa: E402
 from deployments.safety import SafetyClassifier, SafetyOptions  # noqa: E402
@@ -175,17 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if not args.concurrency or min(args.concurrency) < 1 or args.seconds <= 0:
         parser.error("--concurrency levels and --seconds must be positive")
-    # Ray's processes print to stdout; stdout carries only the JSON line meanwhile.
-    sys.stdout.flush()
-    json_out = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        result = run(args)
-    finally:
-        sys.stdout.flush()
-        os.dup2(json_out, 1)
-        os.close(json_out)
-    print(json.dumps(result), flush=True)
+    print_json_line(lambda: run(args))
     return 0
 
 

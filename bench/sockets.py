@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
 import sys
 import time
 from collections import Counter
@@ -38,6 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # the project, uninstalled
 
+from bench.json_line import print_json_line  # noqa: E402
 from bench.socket_clients import raise_fd_limit  # noqa: E402
 from bench.socket_pool import ClientPool  # noqa: E402
 from bench.socket_report import machine, memory, quantiles, summary  # noqa: E402
@@ -222,17 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown servers {sorted(unknown)}; choose from {', '.join(SERVERS)}")
     if min(args.sockets, args.step, args.clients, args.ping_rounds) < 1 or args.max < 0:
         parser.error("counts must be positive")
-    # Ray's processes print to stdout; stdout carries only the JSON line meanwhile.
-    sys.stdout.flush()
-    json_out = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        result = run(args)
-    finally:
-        sys.stdout.flush()
-        os.dup2(json_out, 1)
-        os.close(json_out)
-    print(json.dumps(result), flush=True)
+    print_json_line(lambda: run(args))
     return 0
 
 

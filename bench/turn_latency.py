@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import os
 import sys
 import time
 from contextlib import AsyncExitStack
@@ -32,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project, uninstalled
 
+from bench.json_line import print_json_line
 from bench.local_haven import (
     apply_env,
     generator_env,
@@ -262,18 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Ray's processes print to stdout (raylet notices at shutdown): while they run, file
-    # descriptor 1 goes to stderr, so that stdout carries only the JSON line.
-    sys.stdout.flush()
-    json_out = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        result = run(args)
-    finally:
-        sys.stdout.flush()
-        os.dup2(json_out, 1)
-        os.close(json_out)
-    sys.stdout.write(json.dumps(result) + "\n")
+    print_json_line(lambda: run(args))
     return 0
 
 
