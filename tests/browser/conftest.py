@@ -10,8 +10,6 @@ HAVEN_REQUIRE_BROWSER is set (CI).
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
 import threading
 import time
@@ -32,6 +30,7 @@ from haven.backends import ReplyRequest
 from haven.settings import Settings
 from haven.storage import migrate
 from haven.storage.store import Store
+from tests.browser.chromium import browser_required, chromium_path, launched_chromium
 from tests.fakes import FakeAssessor, FakeGenerator, FakeReplyStream
 from tests.paths import ROOT
 from tests.rest_client import RestSteps
@@ -39,21 +38,6 @@ from tests.rest_client import RestSteps
 T = TypeVar("T")
 SECRET = "b" * 48
 ARTIFACTS = ROOT / "artifacts"
-INSTALL_HINT = "install Debian's chromium (apt-get install chromium) or set HAVEN_CHROMIUM"
-
-
-def browser_required() -> bool:
-    value = os.environ.get("HAVEN_REQUIRE_BROWSER", "").strip().lower()
-    return value not in ("", "0", "false", "no")
-
-
-def chromium_path() -> Path | None:
-    configured = os.environ.get("HAVEN_CHROMIUM")
-    candidates = [configured] if configured else ["/usr/bin/chromium", shutil.which("chromium")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    return None
 
 
 def pytest_report_header() -> str:
@@ -177,25 +161,9 @@ class LiveServer(RestSteps):
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One headless Chromium per module, each test in a fresh context. Playwright's own event
-    loop is closed before the asyncio tests of other modules run."""
-    path = chromium_path()
-    if path is None:
-        if browser_required():
-            pytest.fail(f"a browser is required here (HAVEN_REQUIRE_BROWSER): {INSTALL_HINT}")
-        pytest.skip(f"no chromium found: {INSTALL_HINT}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if browser_required():
-            raise
-        pytest.skip("the playwright package is missing: pip install -e '.[dev]'")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(path), headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    """One headless Chromium per module, each test in a fresh context."""
+    with launched_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

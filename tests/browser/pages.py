@@ -36,12 +36,17 @@ new MutationObserver(record).observe(document, {
 """
 
 
-def log_in(page: Page, username: str, password: str = PASSWORD) -> None:
+def log_in(
+    page: Page, username: str, password: str = PASSWORD, timeout_ms: float | None = None
+) -> None:
+    """`timeout_ms` is for a server slower than Playwright's default wait (argon2 on a busy
+    machine)."""
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Log in").click()
-    expect(page.locator("#chat-view")).to_be_visible()
-    expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
+    expect(page.locator("#chat-view")).to_be_visible(timeout=timeout_ms)
+    status = page.locator("#connection-status")
+    expect(status).to_have_attribute("data-state", "connected", timeout=timeout_ms)
 
 
 def send(page: Page, text: str) -> None:
