@@ -51,4 +51,4 @@ bench-sockets: setup bench-setup
 	$(PY) bench/sockets.py
 
 clean:
-	rm -rf $(VENV) .cache tests/js/node_modules
+	rm -rf $(VENV) .cache tests/js/node_modules bench/js/node_modules artifacts
