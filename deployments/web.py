@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import PurePosixPath
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -36,7 +37,7 @@ class Asset:
 def _load_assets() -> dict[str, Asset]:
     assets: dict[str, Asset] = {}
     for entry in resources.files("haven.web").iterdir():
-        suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""
+        suffix = PurePosixPath(entry.name).suffix
         if entry.is_file() and suffix in _CONTENT_TYPES:
             assets[entry.name] = Asset(entry.read_bytes(), _CONTENT_TYPES[suffix])
     return assets
@@ -74,7 +75,7 @@ def _security_headers(request: Request) -> dict[str, str]:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",
-        # Conversations are health data: no shared cache may keep a copy of the page.
+        # Revalidated on every load, so a new release of the client is picked up at once.
         "Cache-Control": "no-cache",
     }
 
