@@ -7,18 +7,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, WebSocket
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.websockets import WebSocketState
 
 from actors.pool import RayConnections
-from deployments import rest, web, websocket
-from deployments.rest_docs import ErrorBody
+from deployments import http_errors, rest, web, websocket
 from deployments.services import GatewayServices
 from haven.auth import TokenService, signing_secret
-from haven.errors import CloseCode, HavenError
+from haven.errors import CloseCode
 from haven.logging_context import send_to_serve_log
 from haven.settings import Settings
 from haven.storage.store import Store
@@ -63,16 +61,8 @@ def create_app(services: GatewayServices) -> FastAPI:
     app.include_router(websocket.router)
     app.include_router(web.router)
 
-    @app.exception_handler(HavenError)
-    async def _haven_error(_: Request, error: HavenError) -> JSONResponse:
-        # The one place a typed error becomes an HTTP answer: a fixed message, no internals.
-        headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
-        return JSONResponse(
-            status_code=error.http_status,
-            content=ErrorBody.of(error).model_dump(),
-            headers=headers,
-        )
-
+    # Read per request: `haven.openapi` builds the app without services to print its schema.
+    http_errors.install(app, body_limit=lambda: services.settings.max_request_body_bytes)
     return app
 
 

@@ -15,12 +15,19 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from deployments.rest_docs import BEARER_DESCRIPTION, error_responses
+from deployments.rest_docs import BEARER_DESCRIPTION, error_responses, validation_responses
 from deployments.services import GatewayServices
 from haven.accounts import Credentials, Registration
 from haven.auth import TokenClaims, hash_password, verify_password
 from haven.crisis_resources import SUPPORTED_LOCALES
-from haven.errors import InvalidToken, LoggedOut, SessionNotFound, TokenExpired, UsernameTaken
+from haven.errors import (
+    InvalidToken,
+    LoggedOut,
+    RequestTooLarge,
+    SessionNotFound,
+    TokenExpired,
+    UsernameTaken,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +63,12 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
     },
 ]
 
-# What each kind of route can answer besides success (FastAPI adds 422 for malformed input).
+# What each kind of route can answer besides success.
 _AUTH_ERRORS = error_responses(InvalidToken(), TokenExpired(), LoggedOut())
-_SESSION_ERRORS = error_responses(InvalidToken(), TokenExpired(), LoggedOut(), SessionNotFound())
+_SESSION_ERRORS = (
+    error_responses(InvalidToken(), TokenExpired(), LoggedOut(), SessionNotFound())
+    | validation_responses()
+)
 _WRONG_PASSWORD = "Wrong username or password."
 
 
@@ -150,7 +160,7 @@ User = Annotated[TokenClaims, Depends(current_user)]
     tags=["auth"],
     summary="Create an account",
     response_description="The new account.",
-    responses=error_responses(UsernameTaken()),
+    responses=error_responses(UsernameTaken(), RequestTooLarge()) | validation_responses(),
 )
 async def register(
     body: Annotated[Registration, Body(openapi_examples=_REGISTRATION_EXAMPLES)], svc: Services
@@ -168,7 +178,8 @@ async def register(
     tags=["auth"],
     summary="Log in: get an access token",
     response_description="A bearer token for REST and the WebSocket.",
-    responses=error_responses(InvalidToken(message=_WRONG_PASSWORD)),
+    responses=error_responses(InvalidToken(message=_WRONG_PASSWORD), RequestTooLarge())
+    | validation_responses(),
 )
 async def login(
     body: Annotated[Credentials, Body(openapi_examples=_LOGIN_EXAMPLES)], svc: Services

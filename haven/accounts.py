@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 from haven.crisis_resources import SUPPORTED_LOCALES, normalize_locale
 
@@ -32,13 +33,17 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Marked for OpenAPI as a password: clients mask it, and it is never echoed in an error.
+_SECRET: JsonDict = {"format": "password", "writeOnly": True}
+
+
 class Credentials(_Body):
     username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
-    password: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=256, json_schema_extra=_SECRET)
 
 
 class Registration(Credentials):
-    password: str = Field(min_length=10, max_length=256)
+    password: str = Field(min_length=10, max_length=256, json_schema_extra=_SECRET)
     # Region for crisis resources ("US", "GB", "CA", "IE", "AU"; also "en-GB" style).
     locale: str | None = Field(default=None, max_length=16)
 

@@ -178,3 +178,42 @@ class FrameTooLarge(HavenError):
     message = "The frame is larger than allowed."
     retryable = False
     close_code = CloseCode.MESSAGE_TOO_BIG
+
+
+class InvalidCredentials(HavenError):
+    # One answer for a wrong password and an unknown username: neither is revealed.
+    code = "invalid_credentials"
+    message = "Wrong username or password."
+    retryable = False
+    http_status = 401
+
+
+class TooManyLoginAttempts(HavenError):
+    # Per account and per client address; the right password is refused too until it passes.
+    code = "too_many_login_attempts"
+    message = "Too many failed logins. Please wait before trying again."
+    retryable = True
+    http_status = 429
+
+
+class TooManyRegistrations(HavenError):
+    code = "too_many_registrations"
+    message = "Too many accounts were created from your address. Please try again later."
+    retryable = True
+    http_status = 429
+
+
+class RequestTooLarge(HavenError):
+    code = "request_too_large"
+    message = "The request body is larger than allowed."
+    retryable = False
+    http_status = 413
+
+
+class InvalidRequest(HavenError):
+    """A REST request body or parameter that does not validate (the 422's `code`)."""
+
+    code = "invalid_request"
+    message = "The request is not valid; see the field errors."
+    retryable = False
+    http_status = 422

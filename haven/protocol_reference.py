@@ -36,7 +36,14 @@ OBJECTS: tuple[type[BaseModel], ...] = (protocol.CompletedMessage, protocol.Emer
 # `InvalidMessage` codes raised outside `codec.FRAME_ERROR_CODES`.
 OTHER_INVALID_MESSAGE_CODES = ("nothing_to_cancel",)
 # Errors that only REST answers with.
-REST_ONLY = ("UsernameTaken",)
+REST_ONLY = (
+    "UsernameTaken",
+    "InvalidCredentials",
+    "TooManyLoginAttempts",
+    "TooManyRegistrations",
+    "RequestTooLarge",
+    "InvalidRequest",
+)
 # When each error is sent: by class name, and by code for the codes of `InvalidMessage`.
 ERROR_WHEN: dict[str, str] = {
     "HavenError": "A defect on the server side ended the turn; or the user's connection host "

@@ -65,6 +65,20 @@ class Settings(BaseSettings):
     # A turn waits this long for the classifier before failing closed.
     safety_timeout_s: float = Field(default=10.0, gt=0)
 
+    # REST request bodies larger than this are refused with 413 before they are parsed.
+    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Login throttling (`haven.throttle`): after this many failures in a row for one username,
+    # or from one client address (higher: addresses are shared behind NAT), logins wait
+    # `login_lockout_base_s`, doubling with each further failure up to `login_lockout_max_s`.
+    # Failures older than `login_failure_window_s` are forgotten.
+    login_failures_per_account: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=20, ge=1)
+    login_lockout_base_s: float = Field(default=30.0, gt=0)
+    login_lockout_max_s: float = Field(default=900.0, gt=0)
+    login_failure_window_s: float = Field(default=900.0, gt=0)
+    # Accounts created from one client address per hour.
+    registrations_per_address_per_hour: int = Field(default=10, ge=1)
+
     # Crisis resources for a user without a known locale; the per-locale table is in
     # `haven.crisis_resources`.
     default_locale: str = "US"
@@ -75,6 +89,10 @@ class Settings(BaseSettings):
         "You can call or text 988 (Suicide & Crisis Lifeline) any time, "
         "or text HOME to 741741 to reach the Crisis Text Line."
     )
+
+    # The language model may write the reply at high risk (else a reviewed reply is sent). Set
+    # by the app from `generator.trusted_at_high`, which only the `openai` backend accepts.
+    generated_replies_at_high: bool = False
 
     model_cache_dir: Path = Path(".cache/models")
 
