@@ -237,6 +237,8 @@ def soak_settings(sockets_per_user: int, messages: int) -> dict[str, Any]:
     raised: dict[str, Any] = {
         "message_burst": max(10, per_user_messages),
         "message_rate_per_s": 100.0,
+        # Every user is registered from this one address.
+        "registrations_per_address_per_hour": 1_000_000,
     }
     if sockets_per_user > 5:
         raised["max_connections_per_user"] = sockets_per_user

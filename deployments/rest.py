@@ -21,13 +21,17 @@ from haven.accounts import Credentials, Registration
 from haven.auth import TokenClaims, hash_password, verify_password
 from haven.crisis_resources import SUPPORTED_LOCALES
 from haven.errors import (
+    InvalidCredentials,
     InvalidToken,
     LoggedOut,
     RequestTooLarge,
     SessionNotFound,
     TokenExpired,
+    TooManyLoginAttempts,
+    TooManyRegistrations,
     UsernameTaken,
 )
+from haven.throttle import AuthThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +73,6 @@ _SESSION_ERRORS = (
     error_responses(InvalidToken(), TokenExpired(), LoggedOut(), SessionNotFound())
     | validation_responses()
 )
-_WRONG_PASSWORD = "Wrong username or password."
 
 
 class UserOut(BaseModel):
@@ -134,6 +137,16 @@ _LOGIN_EXAMPLES: dict[str, Any] = {
 }
 
 
+def client_address(request: Request) -> str:
+    """The address the request came from, as the proxy saw it (Serve's uvicorn trusts
+    `X-Forwarded-For` only from 127.0.0.1, so a client cannot choose its own)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _throttle(svc: GatewayServices) -> AuthThrottle:
+    return AuthThrottle(svc.store.throttle, svc.settings)
+
+
 def services(request: Request) -> GatewayServices:
     svc: GatewayServices = request.app.state.services
     return svc
@@ -160,14 +173,22 @@ User = Annotated[TokenClaims, Depends(current_user)]
     tags=["auth"],
     summary="Create an account",
     response_description="The new account.",
-    responses=error_responses(UsernameTaken(), RequestTooLarge()) | validation_responses(),
+    responses=error_responses(UsernameTaken(), TooManyRegistrations(), RequestTooLarge())
+    | validation_responses(),
 )
 async def register(
-    body: Annotated[Registration, Body(openapi_examples=_REGISTRATION_EXAMPLES)], svc: Services
+    body: Annotated[Registration, Body(openapi_examples=_REGISTRATION_EXAMPLES)],
+    svc: Services,
+    request: Request,
 ) -> UserOut:
     """A username (3 to 32 of `A-Z a-z 0-9 _ . -`, unique whatever the case), a password of at
     least 10 characters that is not a common one nor contains the username, and optionally a
-    locale for crisis resources. Does not log in: call `POST /auth/login` next."""
+    locale for crisis resources. Does not log in: call `POST /auth/login` next.
+
+    One client address may create 20 accounts an hour (the default); past that, 429
+    `too_many_registrations` with `Retry-After`."""
+    # Counted before the password is hashed: hashing is the expensive part.
+    await _throttle(svc).register(client_address(request))
     password_hash = await asyncio.to_thread(hash_password, body.password)
     user = await svc.store.create_user(body.username, password_hash, locale=body.locale)
     return UserOut(id=user.id, username=user.username, locale=user.locale)
@@ -178,18 +199,30 @@ async def register(
     tags=["auth"],
     summary="Log in: get an access token",
     response_description="A bearer token for REST and the WebSocket.",
-    responses=error_responses(InvalidToken(message=_WRONG_PASSWORD), RequestTooLarge())
+    responses=error_responses(InvalidCredentials(), TooManyLoginAttempts(), RequestTooLarge())
     | validation_responses(),
 )
 async def login(
-    body: Annotated[Credentials, Body(openapi_examples=_LOGIN_EXAMPLES)], svc: Services
+    body: Annotated[Credentials, Body(openapi_examples=_LOGIN_EXAMPLES)],
+    svc: Services,
+    request: Request,
 ) -> TokenOut:
-    """A wrong password and an unknown username get the same 401, in the same time."""
+    """A wrong password and an unknown username get the same 401 `invalid_credentials`, in the
+    same time.
+
+    After 5 failures for one username (or 20 from one client address; the defaults) logins are
+    refused with 429 `too_many_login_attempts` and `Retry-After`: 30 s, doubling with each
+    further failure, at most 15 min, the right password included. A successful login clears
+    the username's count."""
+    throttle, address = _throttle(svc), client_address(request)
+    await throttle.check_login(body.username, address)
     user = await svc.store.get_user_by_username(body.username)
     stored_hash = user.password_hash if user else None
     # verify_password(None, ...) still hashes, so an unknown name answers in the same time.
     if not await asyncio.to_thread(verify_password, stored_hash, body.password) or user is None:
-        raise InvalidToken(message=_WRONG_PASSWORD)
+        await throttle.login_failed(body.username, address)
+        raise InvalidCredentials()
+    await throttle.login_succeeded(body.username)
     token, expires_in = svc.tokens.issue(user.id)
     return TokenOut(access_token=token, expires_in=expires_in)
 

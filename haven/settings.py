@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     login_lockout_max_s: float = Field(default=900.0, gt=0)
     login_failure_window_s: float = Field(default=900.0, gt=0)
     # Accounts created from one client address per hour.
-    registrations_per_address_per_hour: int = Field(default=10, ge=1)
+    registrations_per_address_per_hour: int = Field(default=20, ge=1)
 
     # Crisis resources for a user without a known locale; the per-locale table is in
     # `haven.crisis_resources`.

@@ -34,6 +34,7 @@ from haven.storage.records import (
 )
 from haven.storage.revocations import Revocations
 from haven.storage.tables import ChatSession, Message, User
+from haven.storage.throttle import ThrottleCounters
 
 _USER_COLUMNS = (User.id, User.username, User.password_hash, User.created_at, User.locale)
 _SESSION_COLUMNS = (ChatSession.id, ChatSession.user_id, ChatSession.created_at)
@@ -88,6 +89,7 @@ class Store:
         self.events = EventLog(engine)
         self.audit = AuditLog(engine)
         self.revocations = Revocations(engine)
+        self.throttle = ThrottleCounters(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Store:

@@ -202,7 +202,7 @@ def _deleted_twice(harness: Harness) -> tuple[str, str, Answer]:
 @pytest.mark.parametrize(
     ("case", "status", "code"),
     [
-        (_wrong_password, 401, "invalid_token"),
+        (_wrong_password, 401, "invalid_credentials"),
         (_taken_username, 409, "username_taken"),
         (_malformed_body, 422, None),
         (_unknown_session, 404, "session_not_found"),

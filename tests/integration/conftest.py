@@ -86,6 +86,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "data_dir": str(data_dir),
             "database_url": database_url,
             "model_cache_dir": str(MODEL_CACHE_DIR),
+            # Every test registers its own people from 127.0.0.1, all in one database.
+            "registrations_per_address_per_hour": 10_000,
         },
         # Short replies keep the tier fast; the length bound itself is tested in the unit tier.
         "generator": {"max_new_tokens": 24},

@@ -86,6 +86,8 @@ def _deployed(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
                 "data_dir": str(tmp_path_factory.mktemp("haven-data")),
                 "database_url": database_url,
                 "model_cache_dir": str(MODEL_CACHE_DIR),
+                # Every test registers its own people from one address, all in one database.
+                "registrations_per_address_per_hour": 10_000,
                 "connection_hosts": 2,
                 "connection_host_resources": {FRONTEND: 1},
                 # Resends after the node loss come on top of the messages themselves.
