@@ -57,6 +57,8 @@ def create_app(services: GatewayServices) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    # Until the models first answer, /readyz says "starting" rather than "unavailable".
+    app.state.was_ready = False
     app.include_router(rest.router)
     app.include_router(websocket.router)
     app.include_router(web.router)

@@ -1,4 +1,4 @@
-"""WebSocket limits for the Serve proxy's own uvicorn server.
+"""WebSocket limits for the Serve proxy's own uvicorn server (and health answers before start).
 
 Ray Serve 2.60 starts uvicorn in each proxy with uvicorn's WebSocket defaults (16 MiB messages,
 permessage-deflate on, 20 s pings) and offers no setting for them. The frame limit has to be
@@ -74,15 +74,20 @@ def install(env: dict[str, str] | None = None) -> None:
 
 
 def limit_proxy_websockets() -> list[Any]:
-    """Target of `RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`; adds no middleware."""
+    """Target of `RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`; its one middleware answers
+    `/readyz` and `/healthz` before the Gateway can (`deployments.proxy_health`)."""
     import uvicorn
+    from starlette.middleware import Middleware
 
+    from deployments.proxy_health import HealthBeforeStart
+
+    middlewares = [Middleware(HealthBeforeStart)]
     overrides = proxy_websocket_overrides(os.environ)
     outbound = "HAVEN_OUTBOUND_QUEUE_BYTES"
     bound_outbound(int(os.environ.get(outbound, DEFAULTS[outbound])))
     original = uvicorn.Config.__init__
     if getattr(original, "_haven_ws_overrides", None) is not None:
-        return []
+        return middlewares
 
     def patched_init(self: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         for key, value in overrides.items():
@@ -93,7 +98,7 @@ def limit_proxy_websockets() -> list[Any]:
     patched_init._haven_ws_overrides = overrides  # type: ignore[attr-defined]
     setattr(uvicorn.Config, "__init__", patched_init)  # noqa: B010 - mypy refuses method assignment
     logger.info("proxy WebSocket settings: %s", overrides)
-    return []
+    return middlewares
 
 
 def bound_outbound(limit: int, grace_s: float = SLOW_CONSUMER_GRACE_S) -> None:

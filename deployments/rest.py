@@ -120,9 +120,10 @@ class HealthOut(BaseModel):
 
 
 class ReadinessOut(BaseModel):
-    status: Literal["ready", "unavailable"] = Field(
+    status: Literal["ready", "starting", "unavailable"] = Field(
         description="`ready` when the classifier, the language model and the connection hosts "
-        "answer; otherwise `unavailable` (503)."
+        "answer; until they first do, `starting` (503); after that, while they do not, "
+        "`unavailable` (503)."
     )
 
 
@@ -324,7 +325,9 @@ async def delete_session(session_id: str, user: User, svc: Services) -> Response
     response_description="The process serves requests.",
 )
 async def healthz() -> HealthOut:
-    """Answers as long as the process serves HTTP; it checks nothing else."""
+    """Answers as long as the process serves HTTP; it checks nothing else. For an
+    orchestrator: restart the process only when this fails. The Serve proxy answers it itself
+    while the Gateway starts."""
     return HealthOut(status="ok")
 
 
@@ -335,15 +338,19 @@ async def healthz() -> HealthOut:
     response_description="Ready to serve turns.",
     responses={503: {"model": ReadinessOut, "description": "Not ready yet, or not any more."}},
 )
-async def readyz(svc: Services, response: Response) -> ReadinessOut:
+async def readyz(request: Request, svc: Services, response: Response) -> ReadinessOut:
     """Whether the safety classifier, the language model and the connection hosts answer
-    (within 10 s)."""
+    (within 10 s). For a load balancer: send traffic only while this answers 200. The Serve
+    proxy answers 503 `starting` itself until the Gateway is deployed."""
     try:
         ready = await asyncio.wait_for(svc.readiness(), timeout=10)
     except Exception:
-        logger.warning("readiness check failed", exc_info=True)
+        # Expected while the models load; a failure after they answered once is worth a warning.
+        level = logging.WARNING if request.app.state.was_ready else logging.INFO
+        logger.log(level, "readiness check failed", exc_info=True)
         ready = False
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return ReadinessOut(status="unavailable")
+        return ReadinessOut(status="unavailable" if request.app.state.was_ready else "starting")
+    request.app.state.was_ready = True
     return ReadinessOut(status="ready")
