@@ -6,6 +6,10 @@ After a retryable close the client reconnects with `?last_seq=` and, once the mi
 replayed (`resumed`), resends every message whose reply it has not seen, with the same
 `client_message_id`: the server stores it only once, and runs the turn again if the replica
 writing the reply was lost.
+
+The person is kept informed on a quiet status line (`cli_render.Screen`): "…" while a reply is
+awaited, "reconnecting…" then "reconnected" across a lost connection, and "sending again"
+when a turn failed on the server's side and the client resends it by itself.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,17 +29,15 @@ from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from haven.errors import RETRYABLE_CLOSE_CODES, CloseCode
+from haven.cli_render import Renderer, Screen, terminal_width
+from haven.errors import RETRYABLE_CLOSE_CODES, CloseCode, GenerationFailed, SafetyUnavailable
 from haven.escalations import Refused
 from haven.protocol import (
-    AssistantMessageChunk,
     AssistantMessageComplete,
-    AssistantMessageStart,
     Auth,
     Connection,
     ErrorEvent,
     Resumed,
-    SafetyEscalation,
     ServerEvent,
     ServerEventBase,
     SessionMessage,
@@ -42,8 +45,20 @@ from haven.protocol import (
     UserMessageEvent,
 )
 
+__all__ = ["ChatClient", "Renderer", "chat", "parse_event"]
+
 ABNORMAL_CLOSE = 1006  # the connection dropped without a close frame: worth another try
-MAX_RETRIES = 5
+# Failed connects in a row before giving up: with the back-off (2 s doubling, at most 30 s)
+# about three minutes, long enough for `make serve` to restart.
+MAX_RETRIES = 8
+# A turn that failed on the server's side, after which sending the same message again is
+# what the error asks for; done for the person, at most this many times per message.
+RESEND_CODES = frozenset({GenerationFailed.code, SafetyUnavailable.code})
+MAX_AUTO_RESENDS = 2
+# Silence while a reply is awaited before the status line shows that it is.
+WAITING_AFTER_S = 1.0
+SESSIONS_LISTED = 10
+HISTORY_SHOWN = 6
 # How long the end of input waits for the replies still being written.
 END_WAIT_S = 180.0
 _events: TypeAdapter[ServerEventBase] = TypeAdapter(ServerEvent)
@@ -55,51 +70,6 @@ def parse_event(raw: str | bytes) -> ServerEventBase | None:
         return _events.validate_json(raw)
     except ValidationError:
         return None
-
-
-class Renderer:
-    """Turns server events into terminal text, in the order they arrive."""
-
-    def __init__(self) -> None:
-        self._streamed: set[str] = set()  # replies whose chunks were shown
-        self._done: set[str] = set()  # replies shown in full
-
-    def render(self, event: ServerEventBase) -> str:
-        if isinstance(event, SafetyEscalation):
-            r = event.emergency_resources
-            bar = "!" * 72
-            return (
-                f"\n{bar}\n!! You are not alone. Please reach out now:\n"
-                f"!!   Call {r.crisis_hotline}   |   Text {r.crisis_text}\n!! {r.message}\n{bar}\n"
-            )
-        if isinstance(event, AssistantMessageStart):
-            return "" if event.message_id in self._done else "haven> "
-        if isinstance(event, AssistantMessageChunk):
-            if event.message_id in self._done:
-                return ""
-            self._streamed.add(event.message_id)
-            return event.chunk
-        if isinstance(event, AssistantMessageComplete):
-            return self._complete(event)
-        if isinstance(event, ErrorEvent):
-            after = f", retry after {event.retry_after}s" if event.retry_after else ""
-            return f"\n[error {event.code}] {event.message}{after}\n"
-        if isinstance(event, Resumed) and not event.recovered:
-            return "[some events were missed and are no longer kept]\n"
-        return ""
-
-    def _complete(self, event: AssistantMessageComplete) -> str:
-        reply_id, message = event.message_id, event.message
-        if reply_id in self._done:
-            return ""
-        self._done.add(reply_id)
-        if reply_id not in self._streamed:
-            return f"haven> {message.text}\n"  # replayed or resent: the chunks were not shown
-        if message.status == "replaced":
-            return f"\n[that reply was withdrawn; instead:]\nhaven> {message.text}\n"
-        if message.status == "cancelled":
-            return " [stopped]\n"
-        return "\n"
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -142,7 +112,11 @@ class ChatClient:
         self._open_turns = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._renderer = Renderer()
+        self._renderer = Renderer(terminal_width(out))
+        self._screen = Screen(out)
+        self._last_event_at = 0.0  # loop time of the last server event
+        self._resends: dict[str, int] = {}  # client_message_id -> automatic resends so far
+        self._reconnecting = False
 
     async def aclose(self) -> None:
         await self._rest.aclose()
@@ -172,22 +146,34 @@ class ChatClient:
     async def pick_session(
         self, session_id: str | None, new: bool, lines: asyncio.Queue[str | None]
     ) -> str:
+        """The session to chat in: given, new, or picked from a list of the newest ones by
+        their time and first words. An existing session's last messages are shown first."""
         if session_id:
+            await self._show_history(session_id)
             return session_id
-        sessions = [] if new else await self._call("GET", "/sessions")
+        sessions = [] if new else (await self._call("GET", "/sessions"))[:SESSIONS_LISTED]
         if sessions:
-            for i, s in enumerate(sessions, 1):
-                self._print(f"  {i}. {s['id']}  (started {s['created_at']})\n")
+            for i, session in enumerate(sessions, 1):
+                messages = await self._call("GET", f"/sessions/{session['id']}/messages")
+                self._print(f"  {i}. {session_line(session['created_at'], messages)}\n")
             self._print("Session number, or Enter for a new one: ")
             choice = (await lines.get() or "").strip()
             if choice.isdigit() and 1 <= int(choice) <= len(sessions):
-                return str(sessions[int(choice) - 1]["id"])
+                picked = str(sessions[int(choice) - 1]["id"])
+                await self._show_history(picked)
+                return picked
         return str((await self._call("POST", "/sessions"))["id"])
 
+    async def _show_history(self, session_id: str) -> None:
+        messages = await self._call("GET", f"/sessions/{session_id}/messages")
+        if len(messages) > HISTORY_SHOWN:
+            self._print(f"[{len(messages) - HISTORY_SHOWN} earlier messages not shown]\n")
+        for message in messages[-HISTORY_SHOWN:]:
+            who = "you" if message["role"] == "user" else "haven"
+            self._print(f"{who}> {message['text']}\n")
+
     def _print(self, text: str) -> None:
-        if text:
-            self._out.write(text)
-            self._out.flush()
+        self._screen.write(text)
 
     async def run(self, session_id: str, lines: asyncio.Queue[str | None]) -> int:
         """Chat until end of input (0) or a terminal close (1)."""
@@ -200,6 +186,7 @@ class ChatClient:
             headers = {"Authorization": f"Bearer {self._token}"}
             try:
                 async with connect(url, additional_headers=headers) as ws:
+                    retries = 0
                     if self._last_seq is None:
                         # Nothing to replay first: resend at once.
                         await self._resend(ws)
@@ -210,11 +197,14 @@ class ChatClient:
                 if not RETRYABLE_CLOSE_CODES.get(code, code == ABNORMAL_CLOSE):
                     self._print(f"\n[disconnected: close code {code}; not retrying]\n")
                     return 1
-                self._print(f"\n[disconnected: close code {code}; reconnecting]\n")
                 if code == CloseCode.TOKEN_EXPIRED:
                     await self.login()
             except (OSError, InvalidHandshake) as error:
-                self._print(f"[cannot connect to {self._ws_url}: {type(error).__name__}]\n")
+                if retries >= MAX_RETRIES:
+                    self._print(f"[cannot connect to {self._ws_url}: {type(error).__name__}]\n")
+            # One quiet line however many tries it takes; "reconnected" once it worked.
+            self._reconnecting = True
+            self._screen.status("reconnecting…")
             retries += 1
             if retries > MAX_RETRIES:
                 return 1
@@ -225,6 +215,7 @@ class ChatClient:
     ) -> bool:
         """True at end of input; raises ConnectionClosed when the socket closes."""
         reader = asyncio.create_task(self._read(ws))
+        ticker = asyncio.create_task(self._show_waiting())
         try:
             while True:
                 line_task = asyncio.create_task(lines.get())
@@ -251,11 +242,41 @@ class ChatClient:
                         client_message_id=uuid.uuid4().hex,
                     )
                     self._unanswered[str(frame.client_message_id)] = frame
-                    self._open_turns += 1
-                    self._idle.clear()
+                    self._turn_opened()
                     await ws.send(frame.model_dump_json(exclude_none=True))
         finally:
             reader.cancel()
+            ticker.cancel()
+
+    def _turn_opened(self) -> None:
+        self._open_turns += 1
+        self._idle.clear()
+        self._last_event_at = asyncio.get_running_loop().time()
+
+    async def _show_waiting(self) -> None:
+        """ "…" on the status line while a reply is awaited and nothing has come for a second."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WAITING_AFTER_S / 4)
+            if self._open_turns and loop.time() - self._last_event_at >= WAITING_AFTER_S:
+                self._screen.status("…")
+
+    async def _resend_after_failure(self, ws: ClientConnection, event: ErrorEvent) -> None:
+        """Sends the oldest unanswered message again after a failure on the server's side that
+        asks for exactly that, telling the person so."""
+        if event.code not in RESEND_CODES or not event.retryable or not self._echoed:
+            return
+        cmid = self._echoed[0]
+        pending = self._unanswered.get(cmid)
+        if pending is None or self._resends.get(cmid, 0) >= MAX_AUTO_RESENDS:
+            return
+        self._resends[cmid] = self._resends.get(cmid, 0) + 1
+        interrupted = "the reply was interrupted" if self._renderer.writing else "that failed"
+        self._print(f"[{interrupted} — sending again]\n")
+        self._renderer.writing = None
+        await asyncio.sleep(max(event.retry_after or 0, self._retry_delay_s))
+        self._turn_opened()
+        await ws.send(pending.model_dump_json(exclude_none=True))
 
     async def _resend(self, ws: ClientConnection) -> None:
         for pending in list(self._unanswered.values()):
@@ -266,6 +287,7 @@ class ChatClient:
             event = parse_event(raw)
             if event is None:
                 continue
+            self._last_event_at = asyncio.get_running_loop().time()
             if event.seq is not None:
                 self._last_seq = max(event.seq, self._last_seq or 0)
             if isinstance(event, UserMessageEvent):
@@ -284,10 +306,25 @@ class ChatClient:
             elif isinstance(event, TokenExpiring):
                 await self.login()
                 await ws.send(Auth(type="auth", token=self._token).model_dump_json())
+            elif isinstance(event, Connection) and self._reconnecting:
+                self._reconnecting = False
+                self._print("[reconnected]\n")
             elif isinstance(event, Connection) and self._last_seq is None:
                 self._print(f"[connected as {self._username}; type a message, Ctrl-D to quit]\n")
             self._print(self._renderer.render(event))
+            if isinstance(event, ErrorEvent):
+                await self._resend_after_failure(ws, event)
         raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+
+
+def session_line(created_at: str, messages: list[dict[str, Any]]) -> str:
+    """A session as listed: when it started (local time) and the person's first words."""
+    started = datetime.fromisoformat(created_at).astimezone().strftime("%Y-%m-%d %H:%M")
+    first = next((m["text"] for m in messages if m["role"] == "user"), "")
+    words = " ".join(first.split())
+    if not words:
+        return f"{started}  (no messages yet)"
+    return f"{started}  {words[:48] + '…' if len(words) > 48 else words}"
 
 
 def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
