@@ -1,7 +1,11 @@
-"""The system prompt and the chat messages for one reply, fitted to a token budget.
+"""The chat messages for one reply, laid out for prefix caching and fitted to a token budget.
 
-The system prompt tells the model how to carry out the turn's intent (chosen by the intent
-planner, or imposed by the safety policy) and adds the safety instructions the risk calls for.
+Layout: one stable system message (the same for every turn of every person), the conversation,
+then a trailing system message with what varies per turn: the intent to carry out (chosen by the
+intent planner, or imposed by the safety policy) and the safety instructions the risk calls for.
+Keeping the varying part after the newest message means a conversation's next prompt repeats the
+previous prompt's tokens up to the person's last message, which a prefix cache can reuse. The
+tuned reply model (`models.llm.finetune`) is trained on prompts rendered by this same code.
 Critical risk never reaches a model: that turn gets a fixed, reviewed reply instead.
 """
 
@@ -21,54 +25,30 @@ logger = logging.getLogger(__name__)
 
 Role = Literal["user", "assistant"]
 
+# Kept short: it is read on every turn and takes room from the conversation in the tuned
+# model's 256-token training examples.
 BASE_PROMPT = (
-    "You are Haven, a supportive listening companion in a mental-health support chat. "
-    "Reply warmly and briefly, in 2 to 4 sentences, speaking directly to the person. "
-    "You are not a human and not a therapist: never claim human experiences or feelings of "
-    "your own, and never diagnose or name a condition. "
-    "When someone has been struggling a lot or for a long time, gently encourage them to reach "
-    "out to a mental-health professional or someone they trust."
+    "You are Haven, a supportive listener in a mental-health chat. Reply warmly in 1 to 4 short "
+    "sentences about what the person said. You are not a human or a therapist: never claim "
+    "experiences of your own, never diagnose. Suggest a professional or someone they trust when "
+    "they have struggled for long."
 )
 # Safe-messaging practice for suicide and self-harm, in every prompt: a topic can surface at any
 # risk level, and the classifier can under-read a message.
 SAFE_MESSAGING = (
-    "If self-harm or suicide comes up, take it seriously and never describe methods, means, "
-    "amounts or places, never present it as a solution or a way out, and never judge, argue or "
-    "lecture. Do not promise secrecy or outcomes."
+    "If self-harm or suicide comes up, take it seriously; never describe methods, means, amounts "
+    "or places, never present it as a solution."
 )
 
 SAFETY_CHECK_IN = "safety_check_in"
 INTENT_INSTRUCTIONS: dict[str, str] = {
-    "validate": (
-        "In this reply, validate: name the feeling you hear and tell them it makes sense given "
-        "what they are going through. Do not rush to fix it or give advice."
-    ),
-    "reflect": (
-        "In this reply, reflect: say back in your own words the heart of what they said and how "
-        "they seem to feel, so they know they were heard. Add no advice and no new topic."
-    ),
-    "question": (
-        "In this reply, ask one gentle, open question (what or how, not why) that helps them "
-        "say more. Ask only that one question."
-    ),
-    "reassure": (
-        "In this reply, reassure: calmly tell them their reaction is understandable and that "
-        "they are not alone, without dismissing the feeling or promising how things will turn "
-        "out."
-    ),
-    "suggest": (
-        "In this reply, offer one small coping idea they could try now, such as slow breathing, "
-        "a short walk, writing their thoughts down or talking to someone they trust, as an "
-        "option, not an order."
-    ),
-    "inform": (
-        "In this reply, share brief, accurate, general information in plain words. Give no "
-        "medical or medication advice; for specifics, suggest a professional."
-    ),
-    "other": (
-        "In this reply, respond naturally and kindly to what they said, and gently leave room "
-        "for them to share how they are doing."
-    ),
+    "validate": "Now validate: name the feeling you hear and say it makes sense. No advice.",
+    "reflect": "Now reflect: say back in your own words what they said and how they feel.",
+    "question": "Now ask one gentle, open question (what or how) that helps them say more.",
+    "reassure": "Now reassure: their reaction is understandable and they are not alone.",
+    "suggest": "Now offer one small coping idea they could try, as an option, not an order.",
+    "inform": "Now share brief, general information in plain words; no medical advice.",
+    "other": "Now respond naturally and kindly to what they said.",
     # Filled with the crisis lines of the deployment (`Settings.crisis_hotline/crisis_text`).
     SAFETY_CHECK_IN: (
         "Their safety comes first in this reply. Calmly ask whether they are safe right now. "
@@ -115,21 +95,26 @@ def resolve_intent(intent: str) -> str:
     return intent
 
 
-def system_prompt(
+def stable_system_prompt() -> str:
+    """The system message that opens every prompt; never varies, so caches can share it."""
+    return f"{BASE_PROMPT} {SAFE_MESSAGING}"
+
+
+def turn_instruction(
     *,
     intent: str,
     risk_level: str,
     crisis_hotline: str = "988",
     crisis_text: str = "741741",
 ) -> str:
-    """The system prompt for one turn; raises ValueError for a risk level that does not exist."""
+    """What this turn must do, read right before the reply; ValueError for an unknown risk level."""
     # An unknown risk level means the turn was not assessed: fail loudly rather than guess.
     level = RiskLevel(risk_level)
     intent = resolve_intent(intent)
     safety = INTENT_INSTRUCTIONS[SAFETY_CHECK_IN].format(
         hotline=crisis_hotline, text_line=crisis_text
     )
-    parts = [BASE_PROMPT, SAFE_MESSAGING]
+    parts: list[str] = []
     if intent == SAFETY_CHECK_IN or level.at_least(RiskLevel.HIGH):
         # Whatever the intent, high risk gets the safety instructions, placed last because
         # small models weigh the end of the prompt most.
@@ -143,6 +128,20 @@ def system_prompt(
     return " ".join(parts)
 
 
+def system_prompt(
+    *,
+    intent: str,
+    risk_level: str,
+    crisis_hotline: str = "988",
+    crisis_text: str = "741741",
+) -> str:
+    """Everything the model is told for one turn, as one text (stable part, then the turn's)."""
+    instruction = turn_instruction(
+        intent=intent, risk_level=risk_level, crisis_hotline=crisis_hotline, crisis_text=crisis_text
+    )
+    return f"{stable_system_prompt()} {instruction}"
+
+
 def build_messages(
     history: Sequence[Turn],
     *,
@@ -153,7 +152,7 @@ def build_messages(
     crisis_hotline: str = "988",
     crisis_text: str = "741741",
 ) -> list[dict[str, str]]:
-    """System prompt plus as much recent history as fits `max_prompt_tokens`.
+    """Stable system message, as much recent history as fits, then the turn's instruction.
 
     `history` is oldest first and ends with the user's newest message. Oldest turns are dropped
     first; the newest user turn is always kept, cut to its end if it alone is too long.
@@ -162,9 +161,10 @@ def build_messages(
     if not history or history[-1].role != "user":
         raise ValueError("history must end with the user's newest message")
     measure = measure_for(tokenizer)
-    system = {
+    system = {"role": "system", "content": stable_system_prompt()}
+    instruction = {
         "role": "system",
-        "content": system_prompt(
+        "content": turn_instruction(
             intent=intent,
             risk_level=risk_level,
             crisis_hotline=crisis_hotline,
@@ -174,7 +174,7 @@ def build_messages(
     turns = [{"role": turn.role, "content": measure.clean(turn.text)} for turn in history]
 
     def fits(dropped: int) -> bool:
-        return measure.count([system, *turns[dropped:]]) <= max_prompt_tokens
+        return measure.count([system, *turns[dropped:], instruction]) <= max_prompt_tokens
 
     # Fewer turns never render to more tokens, so the smallest number to drop is found by
     # bisection: a long history costs a few renders, not one per turn.
@@ -186,16 +186,25 @@ def build_messages(
                 high = middle
             else:
                 low = middle + 1
-        return [system, *turns[low:]]
+        return [system, *turns[low:], instruction]
 
-    newest = _truncate_to_fit(system, turns[-1]["content"], measure, max_prompt_tokens)
-    return [system, {"role": "user", "content": newest}]
+    frame = (system, instruction)
+    newest = _truncate_to_fit(frame, turns[-1]["content"], measure, max_prompt_tokens)
+    return [system, {"role": "user", "content": newest}, instruction]
 
 
 def _truncate_to_fit(
-    system: dict[str, str], text: str, measure: PromptMeasure, max_prompt_tokens: int
+    frame: tuple[dict[str, str], dict[str, str]],
+    text: str,
+    measure: PromptMeasure,
+    max_prompt_tokens: int,
 ) -> str:
-    overhead = measure.count([system, {"role": "user", "content": ""}])
+    system, instruction = frame
+
+    def render(content: str) -> list[dict[str, str]]:
+        return [system, {"role": "user", "content": content}, instruction]
+
+    overhead = measure.count(render(""))
     room = max_prompt_tokens - overhead
     if room <= 0:
         raise ValueError(
@@ -208,7 +217,7 @@ def _truncate_to_fit(
     keep = min(room, length)
     while keep > 0:
         tail = measure.tail(text, keep)
-        if measure.count([system, {"role": "user", "content": tail}]) <= max_prompt_tokens:
+        if measure.count(render(tail)) <= max_prompt_tokens:
             logger.info("newest message cut from %d to %d tokens to fit the prompt", length, keep)
             return tail
         keep -= max(1, keep // 20)

@@ -16,7 +16,9 @@ from models.llm.prompt import (
     build_messages,
     render_prompt_ids,
     resolve_intent,
+    stable_system_prompt,
     system_prompt,
+    turn_instruction,
 )
 from models.llm.prompt_fit import EstimatedMeasure
 from tests.paths import MODEL_CACHE_DIR
@@ -51,13 +53,46 @@ def build(history: list[ChatTurn], tokenizer: Any, budget: int, **kw: str) -> li
     )
 
 
-def test_messages_are_system_prompt_then_history_in_order(tokenizer: Any) -> None:
+def test_messages_are_stable_system_then_history_then_the_turn_instruction(tokenizer: Any) -> None:
     history = conversation(5)
 
-    messages = build(history, tokenizer, budget=2048)
+    messages = build(history, tokenizer, budget=2048, intent="question")
 
-    assert messages[0]["role"] == "system"
-    assert [(m["role"], m["content"]) for m in messages[1:]] == [(t.role, t.text) for t in history]
+    assert messages[0] == {"role": "system", "content": stable_system_prompt()}
+    assert [(m["role"], m["content"]) for m in messages[1:-1]] == [
+        (t.role, t.text) for t in history
+    ]
+    assert messages[-1] == {"role": "system", "content": INTENT_INSTRUCTIONS["question"]}
+
+
+@pytest.mark.parametrize("risk_level", ["none", "low", "medium", "high"])
+@pytest.mark.parametrize("intent", [*PLANNER_INTENTS, "safety_check_in"])
+def test_opening_system_message_is_the_same_for_every_turn(intent: str, risk_level: str) -> None:
+    messages = build_messages(
+        conversation(3), intent=intent, risk_level=risk_level, tokenizer=None, max_prompt_tokens=900
+    )
+
+    assert messages[0]["content"] == stable_system_prompt()
+    assert "988" not in messages[0]["content"]
+    assert messages[-1]["content"] == turn_instruction(intent=intent, risk_level=risk_level)
+
+
+def test_next_turn_prompt_repeats_the_previous_one_up_to_the_persons_message(
+    tokenizer: Any,
+) -> None:
+    # What a prefix cache can reuse: everything before the previous turn's instruction.
+    first = [ChatTurn("user", "I failed my driving test again today.")]
+    second = [
+        *first,
+        ChatTurn("assistant", "That sounds really disappointing."),
+        ChatTurn("user", "Yes, and everyone keeps asking me about it."),
+    ]
+    before = build(first, tokenizer, 1024, intent="validate", risk_level="none")
+    after = build(second, tokenizer, 1024, intent="question", risk_level="medium")
+    shared = render_prompt_ids(before[:-1], tokenizer)[:-3]  # without the reply cue
+
+    assert render_prompt_ids(after, tokenizer)[: len(shared)] == shared
+    assert len(shared) > len(tokenizer(stable_system_prompt())["input_ids"])
 
 
 def test_oldest_turns_are_dropped_first_and_as_few_as_possible(tokenizer: Any) -> None:
@@ -67,7 +102,7 @@ def test_oldest_turns_are_dropped_first_and_as_few_as_possible(tokenizer: Any) -
 
     messages = build(history, tokenizer, budget=budget)
 
-    kept = [m["content"] for m in messages[1:]]
+    kept = [m["content"] for m in messages[1:-1]]
     assert kept == [t.text for t in history[-len(kept) :]]
     assert 1 <= len(kept) < len(history)
     assert len(render_prompt_ids(messages, tokenizer)) <= budget
@@ -83,7 +118,7 @@ def test_newest_user_turn_is_kept_even_when_nothing_else_fits(tokenizer: Any) ->
 
     messages = build(history, tokenizer, budget=budget)
 
-    assert messages[1:] == [{"role": "user", "content": history[-1].text}]
+    assert messages[1:-1] == [{"role": "user", "content": history[-1].text}]
 
 
 def test_newest_user_turn_alone_too_long_is_cut_to_its_end(tokenizer: Any) -> None:
@@ -95,7 +130,7 @@ def test_newest_user_turn_alone_too_long_is_cut_to_its_end(tokenizer: Any) -> No
         [ChatTurn("assistant", "hello"), ChatTurn("user", long_text)], tokenizer, budget
     )
 
-    assert len(messages) == 2
+    assert len(messages) == 3
     assert messages[1]["role"] == "user"
     assert messages[1]["content"].endswith("What should I do tonight?")
     assert len(messages[1]["content"]) < len(long_text)
@@ -200,7 +235,8 @@ def test_crisis_prompt_reaches_the_built_messages(tokenizer: Any) -> None:
         [ChatTurn("user", "I want to end it")], tokenizer, 1024, intent="safety_check_in"
     )
 
-    assert "988" in messages[0]["content"]
+    assert "988" in messages[-1]["content"]
+    assert "988" not in messages[0]["content"]
 
 
 def test_every_intent_gives_a_distinct_instruction() -> None:
@@ -251,7 +287,7 @@ def test_without_a_tokenizer_the_budget_is_kept_by_estimate() -> None:
 
     messages = build(history, None, budget=budget)
 
-    kept = messages[1:]
+    kept = messages[1:-1]
     assert [m["content"] for m in kept] == [t.text for t in history[-len(kept) :]]
     assert 1 <= len(kept) < len(history)
     assert EstimatedMeasure().count(messages) <= budget
