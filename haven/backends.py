@@ -31,6 +31,9 @@ class ReplyRequest(BaseModel):
     # sets it ("safety_check_in") when the risk calls for it.
     intent: str | None = None
     risk_level: str = "none"
+    # The conversation this reply belongs to: the generator may keep the model state of its
+    # prompt for the next turn, and drops it when the session is deleted.
+    session_id: str | None = None
 
 
 class ReplyStream(Protocol):

@@ -47,11 +47,18 @@ class ChatBackend(Protocol):
         messages: Sequence[dict[str, str]],
         params: GenerationParams,
         admission: Admission | None = None,
+        cache_key: str | None = None,
     ) -> AsyncGenerator[str, None]:
         """The reply as non-empty text pieces. Admits the request itself when `admission` is None.
 
-        Closing the iterator stops the model; an error of the model propagates out of it.
+        `cache_key` names the conversation (its session): a backend may keep model state under
+        it for the next turn. Closing the iterator stops the model; an error of the model
+        propagates out of it.
         """
+        ...
+
+    def forget(self, cache_key: str) -> bool:
+        """Drop anything kept under `cache_key` (its session was deleted); True if there was."""
         ...
 
     def close(self) -> None:

@@ -98,16 +98,22 @@ class OpenAIBackend:
     async def aclose(self) -> None:
         await self._client.close()
 
+    def forget(self, cache_key: str) -> bool:
+        """Nothing is kept here: the server owns its own prefix cache (vLLM's, say)."""
+        return False
+
     async def stream(
         self,
         messages: Sequence[dict[str, str]],
         params: GenerationParams,
         admission: Admission | None = None,
+        cache_key: str | None = None,
     ) -> AsyncGenerator[str, None]:
         """The reply as non-empty text pieces; `haven.errors.Busy` first when the queue is full.
 
         A reply cut by `max_new_tokens` ends at its last whole sentence. Each streamed chunk
-        is counted as one token, which is what these servers send.
+        is counted as one token, which is what these servers send. `cache_key` is not sent:
+        servers with prefix caching (vLLM) find a conversation's shared prefix themselves.
         """
         if admission is None:
             admission = self.admit()

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from haven.backends import ChatTurn, ReplyRequest
 from models.llm.backend import ChatBackend, GenerationParams
+from models.llm.coalesce import DEFAULT_INTERVAL_S, coalesce
 from models.llm.prompt import build_messages, resolve_intent
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,12 @@ class ReplyService:
         crisis_hotline: str,
         crisis_text: str,
         planner: IntentPlanner | None = None,
+        coalesce_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
+        """`coalesce_s`: text written within this long of the last piece sent goes out with
+        the next one (`models.llm.coalesce`); 0 sends every piece as it comes."""
         self.backend = backend
+        self._coalesce_s = coalesce_s
         self.params = params
         self._planner = planner
         self._max_prompt_tokens = max_prompt_tokens
@@ -73,14 +78,20 @@ class ReplyService:
                 crisis_hotline=self._crisis_hotline,
                 crisis_text=self._crisis_text,
             )
-            stream = self.backend.stream(messages, self.params, admission)
-            async with aclosing(stream) as pieces:
+            stream = self.backend.stream(
+                messages, self.params, admission, cache_key=request.session_id
+            )
+            async with aclosing(coalesce(stream, self._coalesce_s)) as pieces:
                 async for piece in pieces:
                     yield piece
         finally:
             # Normally the backend has given the place back already; this covers a reply that
             # ended before reaching the model.
             admission.release()
+
+    def forget(self, session_id: str) -> bool:
+        """Drop what the backend keeps for a deleted session."""
+        return self.backend.forget(session_id)
 
     async def _plan(self, history: Sequence[ChatTurn]) -> str:
         if self._planner is None:

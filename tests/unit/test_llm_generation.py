@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from haven.errors import Busy
+from models.llm import batcher
 from models.llm.backend import GenerationParams
+from models.llm.batcher import BatchLimits
 from models.llm.generation import TransformersBackend, default_dtype
 from models.llm.prepare import is_prepared, model_dir
 from models.llm.prompt import ChatTurn, build_messages
@@ -42,13 +44,14 @@ def backend() -> Iterator[TransformersBackend]:
 
 
 def sibling(backend: TransformersBackend, max_queued: int) -> TransformersBackend:
-    """A second backend on the same weights, with its own worker and queue."""
+    """A second backend on the same weights, one reply at a time, with its own queue."""
     return TransformersBackend(
         backend.model,
         backend.tokenizer,
         device=torch.device("cpu"),
         threads=1,
         max_queued=max_queued,
+        limits=BatchLimits(max_batch_size=1),
     )
 
 
@@ -96,8 +99,25 @@ def scripted(backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch, text
     """Make the model "sample" the tokens of `text`, in order; returns their number."""
     script = backend.tokenizer(text, add_special_tokens=False)["input_ids"]
     tokens = iter(script)
-    monkeypatch.setattr(backend, "_step", lambda state, input_ids: next(tokens))
+    monkeypatch.setattr(batcher, "sample", lambda scores, samplers: [next(tokens) for _ in samplers])
     return len(script)
+
+
+class SampleCalls(list[list[list[int]]]):
+    """Per sampling call: each row's penalised ids at that moment."""
+
+
+@pytest.fixture
+def sample_calls(monkeypatch: pytest.MonkeyPatch) -> SampleCalls:
+    calls = SampleCalls()
+    original = batcher.sample
+
+    def spying(scores: torch.Tensor, samplers: list[Any]) -> list[int]:
+        calls.append([list(s.penalised) for s in samplers])
+        return original(scores, samplers)
+
+    monkeypatch.setattr(batcher, "sample", spying)
+    return calls
 
 
 async def collect(
@@ -133,23 +153,14 @@ async def test_deltas_spell_the_sampled_tokens_up_to_the_last_whole_sentence(
 
 
 async def test_reply_never_exceeds_max_new_tokens(
-    backend: TransformersBackend, messages: list[dict[str, str]], monkeypatch: pytest.MonkeyPatch
+    backend: TransformersBackend, messages: list[dict[str, str]], sample_calls: SampleCalls
 ) -> None:
-    samples = 0
-    original = backend._step
-
-    def counting_step(state: Any, input_ids: list[int]) -> int:
-        nonlocal samples
-        samples += 1
-        return original(state, input_ids)
-
-    monkeypatch.setattr(backend, "_step", counting_step)
     params = GenerationParams(max_new_tokens=5, seed=3)
     token_ids = [t async for t in backend.stream_tokens(messages, params)]
 
     assert 1 <= len(token_ids) <= 5
     # Each sampling pass gives one token: none is computed past the bound.
-    assert samples == len(token_ids)
+    assert len(sample_calls) == len(token_ids)
 
 
 async def test_same_seed_reproduces_the_reply_and_other_seeds_vary_it(
@@ -183,7 +194,7 @@ async def test_closing_a_long_reply_stops_the_model_within_200_ms(
     assert len(forward_calls) == passes_at_stop
     assert forward_calls[-1] - closed_at < STOP_WITHIN_S
     assert backend.queue.admitted == 0
-    assert backend._active is None
+    assert backend.batcher.in_flight == 0
 
 
 async def test_cancelling_the_consumer_stops_the_model_within_200_ms(
@@ -262,16 +273,25 @@ async def test_forward_passes_run_on_one_worker_thread_off_the_event_loop(
     assert ticks > len(forward_calls)
 
 
-async def test_concurrent_replies_run_one_after_the_other_and_both_complete(
-    backend: TransformersBackend, messages: list[dict[str, str]]
+async def test_concurrent_replies_are_decoded_together_and_both_complete(
+    backend: TransformersBackend, messages: list[dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    batch_sizes: list[int] = []
+    original = batcher.sample
+
+    def recording(scores: torch.Tensor, samplers: list[Any]) -> list[int]:
+        batch_sizes.append(len(samplers))
+        return original(scores, samplers)
+
+    monkeypatch.setattr(batcher, "sample", recording)
     one, two = await asyncio.gather(
         collect(backend, messages, max_new_tokens=12, seed=1),
-        collect(backend, messages, max_new_tokens=12, seed=1),
+        collect(backend, messages, max_new_tokens=12, seed=2),
     )
 
-    assert one == two
-    assert "".join(one)
+    assert "".join(one) and "".join(two)
+    # Some passes sampled both replies at once: the second did not wait for the first to end.
+    assert max(batch_sizes) == 2
 
 
 async def test_full_queue_refuses_at_once_before_anything_is_yielded(
@@ -304,25 +324,26 @@ async def test_full_queue_refuses_at_once_before_anything_is_yielded(
 async def test_model_failure_mid_reply_propagates_and_frees_the_worker(
     backend: TransformersBackend, messages: list[dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = backend._step
+    original = batcher.sample
     steps = 0
 
-    def failing_step(state: Any, input_ids: list[int]) -> int:
+    def failing(scores: torch.Tensor, samplers: list[Any]) -> list[int]:
         nonlocal steps
         steps += 1
         if steps == 4:
             raise RuntimeError("device lost")
-        return original(state, input_ids)
+        return original(scores, samplers)
 
-    monkeypatch.setattr(backend, "_step", failing_step)
+    monkeypatch.setattr(batcher, "sample", failing)
     got: list[str] = []
     with pytest.raises(RuntimeError, match="device lost"):
         async for delta in backend.stream(messages, GenerationParams(max_new_tokens=40, seed=1)):
             got.append(delta)
-    monkeypatch.setattr(backend, "_step", original)
+    monkeypatch.setattr(batcher, "sample", original)
 
     assert got
     assert backend.queue.admitted == 0
+    assert backend.batcher.in_flight == 0
     assert await collect(backend, messages, max_new_tokens=4, seed=1)
 
 
@@ -394,7 +415,7 @@ async def test_sentence_end_stop_ignores_numbered_list_markers(
 
 
 async def test_repetition_penalty_covers_only_the_assistants_own_words(
-    backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch
+    backend: TransformersBackend, sample_calls: SampleCalls
 ) -> None:
     # Penalising the system prompt would make the crisis numbers it names less likely.
     conversation = [
@@ -403,14 +424,6 @@ async def test_repetition_penalty_covers_only_the_assistants_own_words(
         {"role": "assistant", "content": "You are not alone."},
         {"role": "user", "content": "Still feel it."},
     ]
-    penalised_at_step: list[list[int]] = []
-    original_step = backend._step
-
-    def spying_step(state: Any, input_ids: list[int]) -> int:
-        penalised_at_step.append(state.penalised[0].tolist())
-        return original_step(state, input_ids)
-
-    monkeypatch.setattr(backend, "_step", spying_step)
 
     token_ids = [
         t
@@ -420,10 +433,10 @@ async def test_repetition_penalty_covers_only_the_assistants_own_words(
     ]
 
     own_words = backend.tokenizer("You are not alone.", add_special_tokens=False)["input_ids"]
-    assert penalised_at_step[0] == own_words
-    if len(penalised_at_step) > 2:
-        # The list grows inside the step, with the token fed in: the reply so far.
-        assert penalised_at_step[2] == [*own_words, token_ids[0]]
+    assert sample_calls[0] == [list(dict.fromkeys(own_words))]
+    if len(sample_calls) > 1:
+        # The reply's own tokens join the penalised ids as they are sampled.
+        assert sample_calls[1] == [list(dict.fromkeys([*own_words, token_ids[0]]))]
 
 
 async def test_prompt_that_cannot_fit_the_context_is_rejected_before_any_step(

@@ -49,6 +49,8 @@ class ScriptedBackend:
         self.fail_after: int | None = None
         self.delay_s = 0.0
         self.closed_streams = 0
+        self.cache_keys: list[str | None] = []
+        self.forgotten: list[str] = []
 
     def admit(self) -> Admission:
         return self.queue.admit()
@@ -58,9 +60,11 @@ class ScriptedBackend:
         messages: Sequence[dict[str, str]],
         params: GenerationParams,
         admission: Admission | None = None,
+        cache_key: str | None = None,
     ) -> AsyncGenerator[str, None]:
         admission = admission or self.admit()
         self.messages.append(list(messages))
+        self.cache_keys.append(cache_key)
         try:
             await admission.start()
             for index, piece in enumerate(self.pieces):
@@ -68,11 +72,16 @@ class ScriptedBackend:
                     raise RuntimeError("model failed")
                 await asyncio.sleep(self.delay_s)
                 yield piece
-        except GeneratorExit:
+        except (GeneratorExit, asyncio.CancelledError):
+            # Closed, or cancelled by the coalescer reading it.
             self.closed_streams += 1
             raise
         finally:
             admission.release()
+
+    def forget(self, cache_key: str) -> bool:
+        self.forgotten.append(cache_key)
+        return True
 
     def close(self) -> None:
         pass
@@ -112,7 +121,13 @@ def service(
         crisis_hotline="116 123",
         crisis_text="85258",
         planner=planner,
+        coalesce_s=kw.get("coalesce_s", 0.03),
     )
+
+
+def instructions(messages: list[dict[str, str]]) -> str:
+    """Everything the prompt tells the model, wherever the layout puts it."""
+    return " ".join(m["content"] for m in messages if m["role"] == "system")
 
 
 async def collect(stream: AsyncGenerator[str, None]) -> list[str]:
@@ -128,7 +143,32 @@ async def test_a_set_intent_comes_first_then_the_text_and_the_planner_is_not_ask
 
     assert items == ["question", "I hear ", "you."]
     assert planner.contexts == []
-    assert INTENT_INSTRUCTIONS["question"] in backend.messages[0][0]["content"]
+    assert INTENT_INSTRUCTIONS["question"] in instructions(backend.messages[0])
+
+
+async def test_the_session_names_the_backends_cache_and_deleting_it_is_passed_on() -> None:
+    backend = ScriptedBackend()
+    replies = service(backend)
+
+    await collect(replies.generate(ReplyRequest(history=HISTORY, session_id="s-1")))
+    assert replies.forget("s-1")
+
+    assert backend.cache_keys == ["s-1"]
+    assert backend.forgotten == ["s-1"]
+
+
+async def test_pieces_written_faster_than_the_interval_go_out_together() -> None:
+    backend = ScriptedBackend(pieces=["I", " hear", " you", ".", " Go", " on", "."])
+    backend.delay_s = 0.002
+
+    joined = await collect(service(backend).generate(ReplyRequest(history=HISTORY, intent="validate")))
+    one_by_one = await collect(
+        service(backend, coalesce_s=0).generate(ReplyRequest(history=HISTORY, intent="validate"))
+    )
+
+    assert joined[1] == "I"
+    assert "".join(joined[1:]) == "".join(one_by_one[1:]) == "I hear you. Go on."
+    assert len(joined) < len(one_by_one) == 8
 
 
 async def test_an_open_intent_is_planned_off_the_event_loop_from_the_conversation() -> None:
@@ -139,9 +179,10 @@ async def test_an_open_intent_is_planned_off_the_event_loop_from_the_conversatio
     assert items[0] == "suggest"
     assert planner.contexts == [[(t.role, t.text) for t in HISTORY]]
     assert planner.threads[0] != threading.get_ident()
-    system = backend.messages[0][0]["content"]
+    system = instructions(backend.messages[0])
     assert INTENT_INSTRUCTIONS["suggest"] in system
-    assert [m["content"] for m in backend.messages[0][1:]] == [t.text for t in HISTORY]
+    conversation = [m["content"] for m in backend.messages[0] if m["role"] != "system"]
+    assert conversation == [t.text for t in HISTORY]
 
 
 async def test_without_a_planner_open_intents_get_the_default() -> None:
@@ -238,7 +279,7 @@ async def test_risk_shapes_the_prompt_with_the_deployments_crisis_lines() -> Non
         replies.generate(ReplyRequest(history=HISTORY, intent="safety_check_in", risk_level="high"))
     )
 
-    medium, high = (messages[0]["content"] for messages in backend.messages)
+    medium, high = (instructions(messages) for messages in backend.messages)
     assert "checking in on how they are coping" in medium
     assert "116 123" not in medium
     assert "call or text 116 123" in high

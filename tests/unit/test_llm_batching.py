@@ -1,0 +1,219 @@
+"""Continuous batching and the prefix cache, on the real prepared SmolLM2 model.
+
+Equality tests load the model in float32: in bfloat16, a row's numbers depend slightly on the
+shape of the batch it shares, which can flip a near-tie between two tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from models.llm.backend import GenerationParams
+from models.llm.batcher import BatchLimits
+from models.llm.generation import TransformersBackend
+from models.llm.prepare import is_prepared, model_dir
+from models.llm.prompt import ChatTurn, build_messages
+from tests.paths import MODEL_CACHE_DIR
+
+STOP_WITHIN_S = 0.2
+PEOPLE = [
+    "I feel anxious about my exam tomorrow.",
+    "My sister stopped talking to me and I don't know why.",
+    "I can't sleep lately, my head keeps racing.",
+    "Work is overwhelming me this month.",
+]
+
+
+@pytest.fixture(scope="module")
+def exact() -> Iterator[TransformersBackend]:
+    path = model_dir(MODEL_CACHE_DIR)
+    if not is_prepared(path):
+        pytest.skip("language model not prepared; run `make setup`")
+    threads_before = torch.get_num_threads()
+    loaded = TransformersBackend.load(path, threads=1, dtype=torch.float32)
+    yield loaded
+    loaded.close()
+    torch.set_num_threads(threads_before)
+
+
+def fresh(
+    backend: TransformersBackend, *, max_queued: int = 16, **limits: Any
+) -> TransformersBackend:
+    """A backend on the same weights with its own batcher, queue and prefix cache."""
+    return TransformersBackend(
+        backend.model,
+        backend.tokenizer,
+        device=torch.device("cpu"),
+        threads=1,
+        max_queued=max_queued,
+        limits=BatchLimits(**limits),
+    )
+
+
+def chat(backend: TransformersBackend, *turns: str) -> list[dict[str, str]]:
+    history = [
+        ChatTurn("user" if index % 2 == 0 else "assistant", text)
+        for index, text in enumerate(turns)
+    ]
+    return build_messages(
+        history,
+        intent="validate",
+        risk_level="none",
+        tokenizer=backend.tokenizer,
+        max_prompt_tokens=1024,
+    )
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def reply(
+    backend: TransformersBackend,
+    messages: list[dict[str, str]],
+    cache_key: str | None = None,
+    **params: Any,
+) -> str:
+    pieces = backend.stream(messages, GenerationParams(**params), cache_key=cache_key)
+    return "".join([piece async for piece in pieces])
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": 0.0}, {"seed": 11}], ids=["greedy", "seeded"])
+async def test_replies_decoded_together_match_each_decoded_alone(
+    exact: TransformersBackend, sampling: dict[str, Any]
+) -> None:
+    prompts = [chat(exact, text) for text in PEOPLE]
+    alone = [await reply(exact, p, max_new_tokens=24, **sampling) for p in prompts]
+
+    together = await asyncio.gather(
+        *(reply(exact, p, max_new_tokens=24, **sampling) for p in prompts)
+    )
+
+    assert list(together) == alone
+    assert all(alone)
+
+
+async def test_cancelling_one_of_four_stops_it_within_200_ms_and_the_others_complete(
+    exact: TransformersBackend,
+) -> None:
+    local = fresh(exact)
+    prompts = [chat(local, text) for text in PEOPLE]
+    expected = [await reply(local, p, max_new_tokens=30, temperature=0.0) for p in prompts[1:]]
+    cancelled = local.stream(prompts[0], GenerationParams(max_new_tokens=300, temperature=0.0))
+    others = [
+        asyncio.create_task(reply(local, p, max_new_tokens=30, temperature=0.0))
+        for p in prompts[1:]
+    ]
+    await anext(cancelled)
+    await until(lambda: local.batcher.batch_size >= 2)
+
+    closed_at = time.perf_counter()
+    await cancelled.aclose()
+    stopped_in = time.perf_counter() - closed_at
+
+    assert stopped_in < STOP_WITHIN_S, f"took {stopped_in * 1000:.0f} ms to stop"
+    assert await asyncio.gather(*others) == expected
+    assert local.queue.admitted == 0
+    assert local.batcher.in_flight == 0
+    local.close()
+
+
+async def test_a_reply_whose_consumer_disappears_frees_its_place(
+    exact: TransformersBackend,
+) -> None:
+    local = fresh(exact, max_batch_size=1, max_queued=0)
+    prompt = chat(local, PEOPLE[0])
+
+    async def consume() -> None:
+        async for _ in local.stream(prompt, GenerationParams(max_new_tokens=300, seed=1)):
+            pass
+
+    task = asyncio.create_task(consume())
+    await until(lambda: local.batcher.batch_size > 0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert local.queue.admitted == 0
+    assert local.batcher.in_flight == 0
+    # The only place is free again: the next reply is admitted and runs.
+    assert await reply(local, prompt, max_new_tokens=6, seed=1)
+    local.close()
+
+
+async def test_requests_past_the_batch_wait_in_the_queue_and_all_complete(
+    exact: TransformersBackend,
+) -> None:
+    local = fresh(exact, max_batch_size=2, max_queued=4)
+    prompt = chat(local, PEOPLE[1])
+
+    replies = await asyncio.gather(
+        *(reply(local, prompt, max_new_tokens=8, seed=s) for s in range(6))
+    )
+
+    assert all(replies)
+    assert local.queue.admitted == 0
+    local.close()
+
+
+async def test_prefix_cache_gives_the_same_reply_as_reading_the_whole_prompt(
+    exact: TransformersBackend,
+) -> None:
+    cached, uncached = fresh(exact), fresh(exact)
+    uncached.prefix_cache.max_bytes = 0
+    opening = " ".join(PEOPLE)
+    turns = [opening, "That sounds like a lot at once. Which of these weighs on you most today?"]
+    first, second = chat(cached, *turns[:1]), chat(cached, *turns, "The exam, I think.")
+
+    assert await reply(cached, first, "s1", seed=3, max_new_tokens=20) == await reply(
+        uncached, first, None, seed=3, max_new_tokens=20
+    )
+    hits_before = cached.prefix_cache.reused_tokens
+    with_cache = await reply(cached, second, "s1", seed=4, max_new_tokens=20)
+    without = await reply(uncached, second, None, seed=4, max_new_tokens=20)
+
+    # The second turn started from the first turn's prompt, and wrote the same reply.
+    assert cached.prefix_cache.reused_tokens - hits_before >= 128
+    assert with_cache == without
+    cached.close()
+    uncached.close()
+
+
+async def test_prefix_cache_is_dropped_when_its_session_is_forgotten(
+    exact: TransformersBackend,
+) -> None:
+    local = fresh(exact)
+    await reply(local, chat(local, PEOPLE[2]), "session-a", seed=1, max_new_tokens=4)
+    assert "session-a" in local.prefix_cache
+
+    assert local.forget("session-a")
+
+    assert "session-a" not in local.prefix_cache
+    assert local.prefix_cache.nbytes == 0
+    assert not local.forget("session-a")
+    local.close()
+
+
+async def test_prefix_cache_evicts_the_least_recently_used_past_its_bound(
+    exact: TransformersBackend,
+) -> None:
+    local = fresh(exact)
+    await reply(local, chat(local, PEOPLE[0]), "first", seed=1, max_new_tokens=2)
+    one_entry = local.prefix_cache.nbytes
+    local.prefix_cache.max_bytes = int(one_entry * 1.5)
+
+    await reply(local, chat(local, PEOPLE[1]), "second", seed=1, max_new_tokens=2)
+
+    assert "first" not in local.prefix_cache
+    assert "second" in local.prefix_cache
+    assert local.prefix_cache.nbytes <= local.prefix_cache.max_bytes
+    local.close()
