@@ -37,7 +37,7 @@ class TrainConfig(BaseModel):
     epochs: int = 1
     # Whole rendered example (prompt + reply + end of turn); the prompt gives up old turns.
     max_tokens: int = 224
-    train_examples: int = 2000
+    train_examples: int = 4000
     valid_examples: int = 200
     checkpoint_minutes: float = 12.0
     max_minutes: float | None = None
