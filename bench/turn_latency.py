@@ -4,7 +4,7 @@ deployment handle, and as a client sees it over the WebSocket, in one run on the
     python bench/turn_latency.py --prompts 8                      # starts Haven itself
     python bench/turn_latency.py --prompts 8 --url http://127.0.0.1:3000   # a running Haven
     python bench/turn_latency.py --prompts 8 --inprocess-only
-    python bench/turn_latency.py --users 1,4,16                   # people at once on sockets
+    python bench/turn_latency.py --users 1,4,8,16                 # people at once on sockets
 
 Without `--url` it deploys serve_config.yaml on a local Ray cluster in this process (a throwaway
 database, rate limits lifted) and times three paths per prompt, in an order that rotates from
@@ -12,7 +12,8 @@ prompt to prompt; with `--url` the handle is out of reach and it times the socke
 Generation settings (max_new_tokens, threads, sampling) come from the config's `generator:`
 block for every path, as do the replica's environment variables (OMP_WAIT_POLICY), which this
 process takes too. With `--users` it times the model in-process as the reference, then the socket
-path with each number of people sending turns at once (`bench/turn_users.py`). Prints one JSON
+path with each number of people sending turns at once, then one five-turn conversation
+(`bench/turn_users.py`), and checks the goals of continuous batching. Prints one JSON
 line; see bench/README.md. The timed paths are in `bench/turn_paths.py`, the local Haven in
 `bench/local_haven.py`.
 """
@@ -47,7 +48,7 @@ from bench.turn_paths import (
     ratio,
     summarise,
 )
-from bench.turn_users import user_levels
+from bench.turn_users import conversation, goals, user_levels
 from deployments.launch import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +173,13 @@ async def run_users(args: argparse.Namespace, service: Any, url: str) -> dict[st
         TURN_TIMEOUT_S,
         reference,
     )
-    return {"inprocess": reference, "users": levels}
+    talk = await conversation(url, count_tokens, TURN_TIMEOUT_S)
+    return {
+        "inprocess": reference,
+        "users": levels,
+        "conversation": talk,
+        "goals_met": goals(levels, reference, talk),
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

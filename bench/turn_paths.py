@@ -149,12 +149,18 @@ class SocketPath:
                     raise RuntimeError(f"expected a connection event, got {first}")
                 yield cls(http, ws, token, count_tokens)
 
-    async def turn(self, prompt: str) -> TurnTiming:
+    async def new_session(self) -> str:
         created = await self._http.post(
             "/sessions", headers={"Authorization": f"Bearer {self._token}"}
         )
         created.raise_for_status()
-        session_id = created.json()["id"]
+        session_id: str = created.json()["id"]
+        return session_id
+
+    async def turn(self, prompt: str, session_id: str | None = None) -> TurnTiming:
+        """One message and its reply; in a new session unless `session_id` continues one."""
+        if session_id is None:
+            session_id = await self.new_session()
         frame = {"type": "session_message", "session_id": session_id, "message_text": prompt}
         sent = time.perf_counter()
         await self._ws.send(json.dumps(frame))

@@ -46,15 +46,38 @@ class GeneratorOptions(BaseModel):
     top_p: float = Field(default=0.9, gt=0, le=1)
     repetition_penalty: float = Field(default=1.15, ge=1, le=3)
     # Replies waiting for the model beyond those running; past it a request gets `busy`.
-    max_queued: int = Field(default=8, ge=0, le=10_000)
+    max_queued: int = Field(default=16, ge=0, le=10_000)
+    # transformers: replies decoded together (continuous batching), and the most tokens
+    # (prompt + max_new_tokens of each) they may hold in the batch at once.
+    max_batch_size: int = Field(default=16, ge=1, le=1024)
+    max_tokens_in_flight: int = Field(default=16384, ge=64)
+    # transformers: prompt tokens read between two steps of the batch (first words sooner for
+    # new replies, a short pause for the replies being written).
+    prefill_tokens_per_pass: int = Field(default=128, ge=1)
+    # transformers: model state of conversations' prompts kept for their next turn.
+    prefix_cache_mb: int = Field(default=256, ge=0)
+    prefix_cache_idle_s: float = Field(default=1800, gt=0)
+    # Text written within this long of the last piece sent goes out with the next (0: off).
+    coalesce_ms: float = Field(default=30, ge=0, le=1000)
+    # A reply ends after this many sentences, or where it starts writing another turn (0: off).
+    max_sentences: int = Field(default=4, ge=0, le=100)
     # Choose the intent of replies whose request leaves it open (models.intent.planner).
     planner: bool = True
+    # Let the model write the reply at high risk (strict output screen, the line and a safety
+    # question added when missing) instead of a reviewed reply. Only for a large model behind
+    # the `openai` backend; refused with `transformers` (haven.safety_policy).
+    trusted_at_high: bool = False
 
     @model_validator(mode="after")
     def _backend_is_configured(self) -> Self:
         if self.backend == "openai" and self.openai is None:
             raise ValueError(
                 "generator backend 'openai' needs an `openai:` block (base_url, model)"
+            )
+        if self.trusted_at_high and self.backend != "openai":
+            raise ValueError(
+                "generator `trusted_at_high: true` needs backend 'openai': the local model "
+                "never writes the reply at high risk"
             )
         return self
 
@@ -75,6 +98,7 @@ def build_backend(options: GeneratorOptions, settings: Settings) -> ChatBackend:
         assert options.openai is not None  # checked by GeneratorOptions
         return OpenAIBackend(options.openai, max_queued=options.max_queued)
 
+    from models.llm.batcher import BatchLimits
     from models.llm.generation import TransformersBackend
     from models.llm.prepare import is_prepared, model_dir
 
@@ -94,6 +118,13 @@ def build_backend(options: GeneratorOptions, settings: Settings) -> ChatBackend:
         device=pick_device(options.device),
         threads=options.threads,
         max_queued=options.max_queued,
+        limits=BatchLimits(
+            max_batch_size=options.max_batch_size,
+            max_tokens_in_flight=options.max_tokens_in_flight,
+            prefill_tokens_per_pass=options.prefill_tokens_per_pass,
+        ),
+        prefix_cache_bytes=options.prefix_cache_mb * 2**20,
+        prefix_cache_idle_s=options.prefix_cache_idle_s,
     )
 
 
@@ -111,7 +142,9 @@ def load_planner(options: GeneratorOptions) -> IntentPlanner:
     return planner
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16)
+# max_ongoing_requests: the batch plus its queue (max_batch_size + max_queued), so that a full
+# replica answers `busy` itself rather than Serve queueing requests in front of it.
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32)
 class ResponseGenerator:
     def __init__(
         self,
@@ -133,6 +166,8 @@ class ResponseGenerator:
             crisis_hotline=settings.crisis_hotline,
             crisis_text=settings.crisis_text,
             planner=planner,
+            coalesce_s=options.coalesce_ms / 1000,
+            max_sentences=options.max_sentences,
         )
 
     async def generate(
@@ -166,6 +201,10 @@ class ResponseGenerator:
 
     async def ready(self) -> bool:
         return True
+
+    async def forget(self, session_id: str) -> bool:
+        """Drop the model state this replica keeps for a deleted session."""
+        return self._service.forget(session_id)
 
     def __del__(self) -> None:
         # Serve calls this when the replica shuts down: stop a reply still being computed.

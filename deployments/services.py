@@ -23,6 +23,9 @@ class GatewayServices:
     readiness: Callable[[], Awaitable[bool]]
     # This replica's open sockets (starlette WebSockets), closed with 1012 when it shuts down.
     open_sockets: set[Any] = field(default_factory=set)
+    # Tells the language model a session was deleted, so it drops the model state it kept for
+    # that conversation's next turn.
+    forget_session: Callable[[str], Awaitable[None]] | None = None
 
     async def authenticate(self, token: str | None) -> TokenClaims:
         """The claims of a valid, unexpired and not revoked token, or the typed error."""

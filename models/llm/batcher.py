@@ -100,8 +100,8 @@ class ContinuousBatcher:
         """`finished(reply)`: whether a reply that has not hit a stop token should end now."""
         self._model = model
         self._device = device
-        self._stop_ids = stop_ids
-        self._finished = finished
+        self.stop_ids = stop_ids
+        self.finished = finished
         self.limits = limits
         self.prefix_cache = prefix_cache
         self._threads = threads
@@ -290,7 +290,7 @@ class ContinuousBatcher:
 
     def _advance(self, reply: Reply, token: int) -> bool:
         """Take `token` as `reply`'s next; True when the reply has ended."""
-        if token in self._stop_ids:
+        if token in self.stop_ids:
             self._end(reply)
             return True
         reply.tokens.append(token)
@@ -299,7 +299,7 @@ class ContinuousBatcher:
         if (
             len(reply.tokens) >= reply.max_new_tokens
             or reply.stop.is_set()
-            or self._finished(reply)
+            or self.finished(reply)
         ):
             self._end(reply)
             return True

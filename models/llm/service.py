@@ -16,6 +16,7 @@ from haven.backends import ChatTurn, ReplyRequest
 from models.llm.backend import ChatBackend, GenerationParams
 from models.llm.coalesce import DEFAULT_INTERVAL_S, coalesce
 from models.llm.prompt import build_messages, resolve_intent
+from models.llm.reply_shape import DEFAULT_MAX_SENTENCES, ReplyShape
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,15 @@ class ReplyService:
         crisis_text: str,
         planner: IntentPlanner | None = None,
         coalesce_s: float = DEFAULT_INTERVAL_S,
+        max_sentences: int = DEFAULT_MAX_SENTENCES,
     ) -> None:
         """`coalesce_s`: text written within this long of the last piece sent goes out with
-        the next one (`models.llm.coalesce`); 0 sends every piece as it comes."""
+        the next one (`models.llm.coalesce`); 0 sends every piece as it comes.
+        `max_sentences`: a reply stops after this many sentences or where it starts writing
+        another turn (`models.llm.reply_shape`); 0: only the token bound applies."""
         self.backend = backend
         self._coalesce_s = coalesce_s
+        self._max_sentences = max_sentences
         self.params = params
         self._planner = planner
         self._max_prompt_tokens = max_prompt_tokens
@@ -81,6 +86,8 @@ class ReplyService:
             stream = self.backend.stream(
                 messages, self.params, admission, cache_key=request.session_id
             )
+            if self._max_sentences > 0:
+                stream = _shaped(stream, ReplyShape(self._max_sentences))
             async with aclosing(coalesce(stream, self._coalesce_s)) as pieces:
                 async for piece in pieces:
                     yield piece
@@ -104,3 +111,19 @@ class ReplyService:
             logger.exception("intent planning failed; using %r", DEFAULT_INTENT)
             return DEFAULT_INTENT
         return resolve_intent(prediction.intent)
+
+
+async def _shaped(
+    pieces: AsyncGenerator[str, None], shape: ReplyShape
+) -> AsyncGenerator[str, None]:
+    """`pieces` cut to the reply's shape; leaving early closes `pieces`, which stops the model."""
+    async with aclosing(pieces) as text:
+        async for delta in text:
+            piece = shape.add(delta)
+            if piece.send:
+                yield piece.send
+            if piece.stop:
+                return
+    rest = shape.finish()
+    if rest:
+        yield rest

@@ -171,6 +171,15 @@ async def test_pieces_written_faster_than_the_interval_go_out_together() -> None
     assert len(joined) < len(one_by_one) == 8
 
 
+async def test_a_reply_stops_after_its_fourth_sentence_and_closes_the_model_stream() -> None:
+    backend = ScriptedBackend(pieces=["One. ", "Two. ", "Three. ", "Four. ", "Five. ", "Six."])
+
+    items = await collect(service(backend).generate(ReplyRequest(history=HISTORY, intent="validate")))
+
+    assert "".join(items[1:]) == "One. Two. Three. Four."
+    assert backend.closed_streams == 1
+
+
 async def test_an_open_intent_is_planned_off_the_event_loop_from_the_conversation() -> None:
     backend, planner = ScriptedBackend(), ScriptedPlanner("suggest")
 
