@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, WebSocket
 from ray import serve
@@ -13,7 +16,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.websockets import WebSocketState
 
 from actors.pool import RayConnections
-from deployments import http_errors, rest, web, websocket
+from deployments import http_errors, rest, stopping, web, websocket
 from deployments.services import GatewayServices
 from haven.auth import TokenService, signing_secret
 from haven.errors import CloseCode
@@ -23,28 +26,52 @@ from haven.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
+# How long a stop waits for the sockets' close frames to be written.
+DRAIN_WAIT_S = 5.0
+StopWatch = Callable[[Callable[[], Awaitable[None]]], Coroutine[Any, Any, None]]
 
-async def drain(services: GatewayServices) -> None:
+
+async def drain(services: GatewayServices, wait_s: float = DRAIN_WAIT_S) -> None:
     """Closes this replica's sockets with the retryable "service restart" code, so clients
-    reconnect to another replica and resume, instead of seeing the connection drop."""
+    reconnect to another replica and resume, instead of seeing the connection drop.
+
+    A socket's close goes after the frames already queued for it (its writer sends it), and
+    this waits up to `wait_s` for the sockets to finish, so the replica has no open requests
+    left when Serve stops it."""
     sockets = list(services.open_sockets)
     if sockets:
         logger.info("closing %d sockets before shutdown", len(sockets))
-    await asyncio.gather(
-        *(_close_quietly(ws, CloseCode.SERVICE_RESTART) for ws in sockets),
-        return_exceptions=True,
-    )
+    closes = []
+    for ws in sockets:
+        outbox = websocket.outbox_of(ws)
+        if outbox is not None:
+            outbox.end(CloseCode.SERVICE_RESTART)
+        else:
+            closes.append(_close_quietly(ws, CloseCode.SERVICE_RESTART))
+    await asyncio.gather(*closes, return_exceptions=True)
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while services.open_sockets & set(sockets):
+        if asyncio.get_running_loop().time() >= deadline:
+            logger.info("%d sockets still closing at shutdown", len(services.open_sockets))
+            return
+        await asyncio.sleep(0.05)
 
 
 async def _close_quietly(websocket: WebSocket, code: int) -> None:
     if websocket.application_state != WebSocketState.DISCONNECTED:
-        await websocket.close(code=code)
+        await websocket.close(code=code, reason="service restart")
 
 
-def create_app(services: GatewayServices) -> FastAPI:
+def create_app(services: GatewayServices, watch_stop: StopWatch | None = None) -> FastAPI:
+    """The Gateway's app. `watch_stop(on_stop)` returns once the service is stopping, having
+    run `on_stop` (the Serve replica passes `deployments.stopping.watch_for_stop`)."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(watch_stop(lambda: drain(services))) if watch_stop else None
         yield
+        if watcher is not None:
+            watcher.cancel()
         await drain(services)
         # Database connections belong to the loop serving the app; release them with it.
         await services.store.close()
@@ -71,6 +98,9 @@ def create_app(services: GatewayServices) -> FastAPI:
 @serve.deployment(
     # Each open WebSocket holds one slot for its whole life.
     max_ongoing_requests=10_000,
+    # The longest a stopping replica waits for its sockets to close before Serve kills it (the
+    # proxy then closes what is left with 1012); a stop closes them itself first.
+    graceful_shutdown_timeout_s=10,
     ray_actor_options={"num_cpus": 0.25},
 )
 @serve.ingress()
@@ -94,7 +124,10 @@ class Gateway:
             connections=self._connections,
             readiness=self._ready,
         )
-        return create_app(services)
+        app_name = serve.get_replica_context().app_name
+        # Only a stop requested after this replica started concerns it.
+        watch = functools.partial(stopping.watch_for_stop, app_name, time.time())
+        return create_app(services, watch_stop=watch)
 
     async def _ready(self) -> bool:
         classifier_ok, generator_ok = await asyncio.gather(

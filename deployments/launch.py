@@ -25,7 +25,7 @@ from ray.serve._private import api as serve_api
 from ray.serve._private.constants import SERVE_NAMESPACE
 from ray.serve.schema import ServeDeploySchema
 
-from deployments import proxy_hooks
+from deployments import proxy_hooks, stopping
 from haven.settings import Settings
 from haven.storage import migrate
 
@@ -90,6 +90,26 @@ def wait_ready(port: int, timeout_s: float = READY_TIMEOUT_S) -> None:
     raise TimeoutError(f"Haven was not ready on port {port} within {timeout_s:.0f} s")
 
 
+def stop(config: ServeDeploySchema) -> None:
+    """Stops the applications so that every client hears it (`deployments.stopping`): sockets
+    closed with 1012 first, then the applications deleted while the proxies still run, then
+    Serve itself. Signals are ignored meanwhile, so a second Ctrl-C cannot cut it short."""
+    started = time.monotonic()
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for app in config.applications:
+            try:
+                stopping.request_stop(app.name)
+                serve.delete(app.name)
+            except Exception:
+                logger.warning("could not stop %s gracefully", app.name, exc_info=True)
+        serve.shutdown()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    logger.info("Haven stopped in %.1f s", time.monotonic() - started)
+
+
 def _absolute_paths() -> None:
     for name, default in (("HAVEN_DATA_DIR", ".data"), ("HAVEN_MODEL_CACHE_DIR", ".cache/models")):
         os.environ[name] = str(Path(os.environ.get(name, default)).resolve())
@@ -150,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         logger.info("stopping Haven")
     finally:
-        serve.shutdown()
+        stop(config)
         ray.shutdown()
 
 

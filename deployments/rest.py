@@ -344,10 +344,13 @@ async def readyz(request: Request, svc: Services, response: Response) -> Readine
     proxy answers 503 `starting` itself until the Gateway is deployed."""
     try:
         ready = await asyncio.wait_for(svc.readiness(), timeout=10)
-    except Exception:
-        # Expected while the models load; a failure after they answered once is worth a warning.
-        level = logging.WARNING if request.app.state.was_ready else logging.INFO
-        logger.log(level, "readiness check failed", exc_info=True)
+    except Exception as error:
+        # Expected while the models load (one line, no traceback); a failure after they
+        # answered once is worth a warning with its cause.
+        if request.app.state.was_ready:
+            logger.warning("readiness check failed", exc_info=True)
+        else:
+            logger.info("not ready yet: %s", type(error).__name__)
         ready = False
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

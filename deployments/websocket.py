@@ -40,6 +40,15 @@ router = APIRouter()
 
 # Where the first close of a socket is noted (code, side), for its metrics and its log line.
 _CLOSE_KEY = "haven.close"
+# The socket's outbox, in its scope while the socket is served.
+_OUTBOX_KEY = "haven.outbox"
+# Reasons sent with a close code, where a client may show them.
+_CLOSE_REASONS = {CloseCode.SERVICE_RESTART: "service restart"}
+
+
+def outbox_of(websocket: WebSocket) -> Outbox | None:
+    outbox = websocket.scope.get(_OUTBOX_KEY)
+    return outbox if isinstance(outbox, Outbox) else None
 
 
 @router.websocket("/ws")
@@ -166,6 +175,7 @@ async def _serve(
     encoding = SUBPROTOCOL_MSGPACK if codec is Codec.MSGPACK else None
     await _send(websocket, codec, Connection(encoding=encoding).to_json())
     outbox = Outbox(svc.settings.outbound_queue_bytes)
+    websocket.scope[_OUTBOX_KEY] = outbox  # a stopping Gateway ends the socket through it
     pump = asyncio.create_task(_pump(frames, outbox, log_fields))
     writer = asyncio.create_task(_write(websocket, outbox, codec))
     reader = asyncio.create_task(_read(websocket, svc, user_id, socket_id, codec))
@@ -286,4 +296,4 @@ async def _close(websocket: WebSocket, code: int) -> None:
         if websocket.client_state != WebSocketState.DISCONNECTED:
             _note_close(websocket, code, "server")
         with contextlib.suppress(Exception):
-            await websocket.close(code=code)
+            await websocket.close(code=code, reason=_CLOSE_REASONS.get(code))

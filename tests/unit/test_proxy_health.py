@@ -58,3 +58,18 @@ def test_the_gateways_own_answer_passes_through() -> None:
 def test_other_paths_keep_the_proxys_404() -> None:
     response = _get(HealthBeforeStart(_not_found), "/nope")
     assert response.status_code == 404 and "not found" in response.text
+
+
+async def _answers_when_cancelled(scope: Scope, receive: Receive, send: Send) -> None:
+    # Serve's proxy answers 500 for a request it sees cancelled (or its client gone).
+    try:
+        await receive()  # the proxy watches for the client leaving
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b"Internal Server Error"})
+
+
+def test_readyz_is_starting_and_a_late_answer_from_the_proxy_is_dropped() -> None:
+    response = _get(HealthBeforeStart(_answers_when_cancelled, answer_within_s=0.1), "/readyz")
+    assert response.status_code == 503 and response.json() == {"status": "starting"}
