@@ -315,6 +315,8 @@ async def delete_session(session_id: str, user: User, svc: Services) -> Response
     """Deletes the session and its messages. A reply being written for it ends with `error`
     `session_not_found` on the WebSocket."""
     await svc.store.delete_session(user.user_id, session_id)
+    if svc.forget_session is not None:
+        await svc.forget_session(session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

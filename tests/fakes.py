@@ -18,6 +18,7 @@ HANG_CLASSIFIER = "HANG-CLASSIFIER"
 BREAK_GENERATOR = "BREAK-GENERATOR"
 BUSY_GENERATOR = "BUSY-GENERATOR"
 UNSAFE_GENERATOR = "UNSAFE-GENERATOR"
+HOTLINE_GENERATOR = "HOTLINE-GENERATOR"
 SLOW = "SLOW"
 ENDLESS = "ENDLESS"
 
@@ -28,6 +29,14 @@ UNSAFE_PIECES = (
     "taking 40 of your sleeping pills ",
     "with alcohol would be enough. ",
     "Good luck.",
+)
+
+# What a small model was seen to write to everyday stress: a crisis line, unasked.
+HOTLINE_PIECES = (
+    "That sounds like a long day. ",
+    "If it ever gets too much, call the crisis hotline at ",
+    "988. ",
+    "What helped you get through it?",
 )
 
 
@@ -73,7 +82,11 @@ class FakeReplyStream:
 
     async def _pieces(self) -> AsyncIterator[str]:
         last = self._request.history[-1].text
-        pieces = UNSAFE_PIECES if UNSAFE_GENERATOR in last else FakeGenerator.PIECES
+        pieces = FakeGenerator.PIECES
+        if UNSAFE_GENERATOR in last:
+            pieces = UNSAFE_PIECES
+        elif HOTLINE_GENERATOR in last:
+            pieces = HOTLINE_PIECES
         index = 0
         while True:
             if ENDLESS in last:
@@ -105,6 +118,11 @@ class FakeGenerator:
         self.requests: list[ReplyRequest] = []
         self.streams: list[FakeReplyStream] = []
         self.pieces_produced = 0
+        # Sessions the Gateway said were deleted (`forget`).
+        self.forgotten: list[str] = []
+
+    async def forget(self, session_id: str) -> None:
+        self.forgotten.append(session_id)
 
     async def open(self, request: ReplyRequest) -> FakeReplyStream:
         if BUSY_GENERATOR in request.history[-1].text:

@@ -85,6 +85,7 @@ def build_harness(settings: Settings) -> Iterator[Harness]:
         tokens=TokenService(SECRET, settings.access_token_ttl_s),
         connections=connections,
         readiness=ready,
+        forget_session=generator.forget,
     )
     with TestClient(create_app(services)) as client:
         yield Harness(client, services, assessor, generator)

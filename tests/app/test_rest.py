@@ -76,6 +76,8 @@ def test_session_lifecycle_create_list_read_delete(harness: Harness) -> None:
     deleted = harness.client.delete(f"/sessions/{session_id}", headers=_auth(token))
     assert deleted.status_code == 204
     assert harness.client.get("/sessions", headers=_auth(token)).json() == []
+    # The language model drops what it kept of the conversation for its next turn.
+    assert harness.generator.forgotten == [session_id]
 
 
 def test_other_users_session_answers_404_never_403(harness: Harness) -> None:
@@ -90,6 +92,7 @@ def test_other_users_session_answers_404_never_403(harness: Harness) -> None:
     assert read.json() == missing.json()
     assert harness.client.get("/sessions", headers=_auth(other)).json() == []
     assert harness.messages(owner, session_id) == []  # the owner's session is untouched
+    assert harness.generator.forgotten == []
 
 
 @pytest.mark.parametrize(

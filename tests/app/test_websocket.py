@@ -53,6 +53,8 @@ def test_turn_streams_in_seed_order_and_is_stored(harness: Harness) -> None:
     ]
     assert stored[0]["risk_level"] == "none"
     assert stored[1]["intent"] == "reflect" and stored[1]["id"] == events[-1]["message_id"]
+    # The generator learns the session, which keys what it keeps for the next turn.
+    assert [r.session_id for r in harness.generator.requests] == [session_id]
 
 
 def test_every_socket_of_a_user_receives_the_stream(harness: Harness) -> None:
