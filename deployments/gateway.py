@@ -123,11 +123,20 @@ class Gateway:
             tokens=TokenService(signing_secret(settings), settings.access_token_ttl_s),
             connections=self._connections,
             readiness=self._ready,
+            forget_session=self._forget_session,
         )
         app_name = serve.get_replica_context().app_name
         # Only a stop requested after this replica started concerns it.
         watch = functools.partial(stopping.watch_for_stop, app_name, time.time())
         return create_app(services, watch_stop=watch)
+
+    async def _forget_session(self, session_id: str) -> None:
+        # One replica hears this; the others drop the state once it has been idle for
+        # `prefix_cache_idle_s`. The deletion itself has already happened and stands.
+        try:
+            await self._generator.forget.remote(session_id)
+        except Exception:
+            logger.warning("the language model could not drop a deleted session's state")
 
     async def _ready(self) -> bool:
         classifier_ok, generator_ok = await asyncio.gather(
