@@ -11,10 +11,11 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from actors.calibrated_reply import CalibratedStream, ReviewedStream
 from haven import metrics
 from haven.backends import ChatTurn, ReplyGenerator, ReplyRequest, ReplyStream, RiskAssessor
 from haven.errors import Busy, GenerationFailed, HavenError, SafetyUnavailable
@@ -32,13 +33,12 @@ from haven.protocol import (
     SessionMessage,
     UserMessageEvent,
 )
+from haven.reply_elements import concern_of
+from haven.reviewed_replies import choose
 from haven.risk import Assessment, RiskLevel
 from haven.safety_policy import (
-    CRISIS_SUPPORT,
     UNASSESSED,
     Action,
-    check_in_footer,
-    crisis_reply,
     escalates,
     escalation_action,
     policy_intent,
@@ -187,14 +187,22 @@ class Turn:
         self, level: RiskLevel, stored: MessageRecord, history: list[MessageRecord]
     ) -> None:
         ctx = self._ctx
-        if uses_fixed_reply(level):
+        # The same turn (a resend included) gets the same wording; `recent` keeps the next
+        # turns from repeating it.
+        seed = f"{stored.session_id}:{stored.id}"
+        recent = [m.text for m in history[:-1] if m.role == "assistant"]
+        if uses_fixed_reply(level, generated_at_high=ctx.settings.generated_replies_at_high):
             self._fixed_reply = True
-            await self._stream(_FixedReply(crisis_reply(ctx.resources)), level, stored)
+            reviewed = choose(
+                level, ctx.resources, seed=seed, recent=recent, concern=concern_of(stored.text)
+            )
+            await self._stream(ReviewedStream(reviewed.sentences, reviewed.intent), level, stored)
             return
         request = ReplyRequest(
             history=[ChatTurn(role=m.role, text=m.text) for m in history],
             intent=policy_intent(level),
             risk_level=level.value,
+            session_id=stored.session_id,
         )
         try:
             stream = await ctx.generator.open(request)
@@ -208,7 +216,8 @@ class Turn:
             )
             ctx.broadcast(ErrorEvent.from_error(GenerationFailed()))
             return
-        await self._stream(stream, level, stored)
+        calibrated = CalibratedStream(stream, level, ctx.resources, seed=seed, recent=recent)
+        await self._stream(calibrated, level, stored)
 
     async def _record_level(self, stored: MessageRecord, level: RiskLevel) -> None:
         try:
@@ -360,12 +369,6 @@ class Turn:
                 extra=self.log_fields,
             )
             await self._audit(stored, self._assessment, Action.REPLY_REPLACED)
-        elif escalates(level) and not uses_fixed_reply(level):
-            footer = check_in_footer(ctx.resources)
-            ctx.broadcast(
-                AssistantMessageChunk(chunk=footer, session_id=session_id, message_id=reply_id)
-            )
-            text += footer
         await self._complete(reply_id, text, intent, level, status)
 
     async def _consume(
@@ -445,28 +448,6 @@ _TURN_OUTCOMES: dict[ReplyStatus, metrics.TurnOutcome] = {
 class _Outcome:
     failed: bool = False
     unsafe: str | None = None
-
-
-class _FixedReply:
-    """The reviewed crisis reply, streamed sentence by sentence like a generated one."""
-
-    def __init__(self, sentences: list[str]) -> None:
-        self._sentences = sentences
-
-    @property
-    def intent(self) -> str:
-        return CRISIS_SUPPORT
-
-    async def _pieces(self) -> AsyncIterator[str]:
-        for sentence in self._sentences:
-            yield sentence
-            await asyncio.sleep(0)
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._pieces()
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _status(value: str | None) -> ReplyStatus:

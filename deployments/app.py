@@ -26,7 +26,10 @@ class AppArgs(BaseModel):
 def build_app(args: dict[str, Any]) -> Application:
     parsed = AppArgs.model_validate(args)
     # HAVEN_* variables fill what the config leaves out; the config wins where both are set.
-    settings = Settings(**parsed.settings)
+    # The generator's trust at high risk is the turn's to apply; this is its only source.
+    settings = Settings(
+        **parsed.settings | {"generated_replies_at_high": parsed.generator.trusted_at_high}
+    )
     # @serve.deployment turns each class into a Deployment; the stubs keep the class type.
     classifier = SafetyClassifier.bind(parsed.safety)  # type: ignore[attr-defined]
     generator = ResponseGenerator.bind(parsed.generator, settings)  # type: ignore[attr-defined]

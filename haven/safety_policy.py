@@ -1,10 +1,23 @@
 """What Haven does with an assessed risk: when to escalate, which reply, which intent.
 
-- critical: crisis resources first, then a fixed, reviewed crisis-support reply (not generated).
-- high: crisis resources first, then a reply generated under the safety check-in prompt.
-- medium: no escalation; the reply's prompt carries a gentle check-in (the generator reads
-  the risk level).
+The whole response, escalation panel and reply together, is calibrated to the level, following
+the clinical ladder safety benchmarks grade by (`haven.reply_elements` enforces the reply's part):
+
+- none: listening and, if asked, ideas; no crisis resources in the reply.
+- low: validate, suggest someone they trust or a professional; no crisis line, no panel.
+- medium: no panel; the generated reply always says that support exists right now and names the
+  locale's line (a reviewed sentence is added when the model did not).
+- high: the panel first, then a reviewed reply (`haven.reviewed_replies`): it stays with the
+  person, asks directly about safety now, names the line and gives one safety-planning step.
+  Only an operator who serves a large model through the `openai` backend may let it write here
+  (`generator.trusted_at_high`); its reply is screened strictly and gets the line and the safety
+  question added when missing.
+- critical: the panel with the emergency number first, then a reviewed urgent reply.
 - could not assess: fail closed — resources, a retryable error, and no reply at all.
+
+A model that cannot be trusted with a life never writes free text to a person at high risk: the
+small default model, prompted for crisis support, was seen to miss the crisis lines in every
+sampled reply and sometimes to affirm the person's plan.
 """
 
 from __future__ import annotations
@@ -44,47 +57,20 @@ def policy_intent(level: RiskLevel) -> str | None:
     return None
 
 
-def uses_fixed_reply(level: RiskLevel) -> bool:
-    return level is RiskLevel.CRITICAL
+def uses_fixed_reply(level: RiskLevel, *, generated_at_high: bool = False) -> bool:
+    """Whether the reply is a reviewed one rather than generated; `generated_at_high`: the
+    operator trusts the generating model at high risk (`Settings.generated_replies_at_high`)."""
+    if level is RiskLevel.CRITICAL:
+        return True
+    return level is RiskLevel.HIGH and not generated_at_high
 
 
 def escalation_action(level: RiskLevel) -> Action:
-    return Action.CRISIS_REPLY if uses_fixed_reply(level) else Action.SAFETY_CHECK_IN
+    return Action.CRISIS_REPLY if level is RiskLevel.CRITICAL else Action.SAFETY_CHECK_IN
 
 
 def _text_line(resources: EmergencyResources) -> str:
     return resources.text_instruction or f"text {resources.crisis_text}"
-
-
-def crisis_reply(resources: EmergencyResources) -> list[str]:
-    """The reply at critical risk, sentence by sentence.
-
-    Written and reviewed rather than sampled: the small default language model, prompted for
-    crisis support, was seen to miss the crisis lines in every sampled reply and sometimes to
-    affirm the person's plan.
-    """
-    emergency = resources.emergency_number or "your local emergency number"
-    return [
-        "I'm really glad you told me, and I'm worried about your safety right now. ",
-        "You don't have to go through this alone. ",
-        f"Please call {resources.crisis_hotline} to reach someone who can help right now, "
-        f"or {_text_line(resources)[0].lower()}{_text_line(resources)[1:]}. ",
-        f"If you are in immediate danger, call {emergency}. ",
-        "If you can, move away from anything you could use to hurt yourself, and let someone "
-        "near you know. ",
-        "I'm here with you. Are you somewhere safe at the moment?",
-    ]
-
-
-def check_in_footer(resources: EmergencyResources) -> str:
-    """Ends every generated reply at high risk, whatever the model wrote: the way to reach
-    someone now is part of the reply itself, not only of the escalation panel."""
-    emergency = resources.emergency_number or "your local emergency number"
-    return (
-        f"\n\nIf you're thinking about ending your life or feel unsafe, you can call "
-        f"{resources.crisis_hotline} or {_text_line(resources)[0].lower()}"
-        f"{_text_line(resources)[1:]}, any time. If you're in immediate danger, call {emergency}."
-    )
 
 
 def safe_replacement(resources: EmergencyResources) -> str:

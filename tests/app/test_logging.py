@@ -43,12 +43,14 @@ def test_a_visit_logs_turn_and_connection_ids_but_no_text_token_or_password(
     tokens = [harness.register("ana"), harness.login("ana")]
     token = tokens[-1]
     session_id = harness.new_session(token)
+    # High risk last: it colours the next turns of the session, whose replies would then be
+    # reviewed ones instead of the scripted generator's.
     messages = [
         f"{marker} I had a long day",
-        f"{CRISIS_WORD} {marker} I keep thinking about it",
         f"{BREAK_CLASSIFIER} {marker}",
         f"{BREAK_GENERATOR} {marker}",
         f"{UNSAFE_GENERATOR} {marker}",
+        f"{CRISIS_WORD} {marker} I keep thinking about it",
     ]
     with connect(harness, token) as ws:
         until(ws, "connection")

@@ -75,7 +75,7 @@ def test_completed_turn_records_its_outcome_level_and_time_to_first_chunk(
     assert 0 < first_chunk_s < waited
 
 
-def test_escalations_are_counted_by_level_and_the_fixed_crisis_reply_apart(
+def test_escalations_are_counted_by_level_and_reviewed_replies_timed_apart(
     harness: Harness, recorded: MemoryRecorder
 ) -> None:
     token = harness.register("ana")
@@ -92,8 +92,9 @@ def test_escalations_are_counted_by_level_and_the_fixed_crisis_reply_apart(
     assert recorded.value("haven_escalations_total", level="high") == 1
     assert recorded.value("haven_escalations_total", level="critical") == 1
     assert recorded.value("haven_risk_assessments_total", level="high") == 1
-    assert len(recorded.observations("haven_time_to_first_chunk_seconds", reply="fixed")) == 1
-    assert len(recorded.observations("haven_time_to_first_chunk_seconds", reply="generated")) == 1
+    # Both levels get a reviewed reply: the language model wrote neither.
+    assert len(recorded.observations("haven_time_to_first_chunk_seconds", reply="fixed")) == 2
+    assert recorded.observations("haven_time_to_first_chunk_seconds", reply="generated") == []
 
 
 def test_failed_classifier_counts_an_unassessed_turn_and_an_unknown_escalation(

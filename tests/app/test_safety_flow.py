@@ -4,7 +4,13 @@ closed, unsafe generated text replaced, every escalation audited without the mes
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from haven.crisis_resources import resources_for
+from haven.reply_elements import asks_about_safety, carries_crisis_resources, names_line
+from haven.reviewed_replies import variants
+from haven.risk import RiskLevel
+from haven.settings import Settings
 from tests.app.conftest import Harness, SettingsFactory, build_harness
 from tests.app.wire import connect, send, until
 from tests.fakes import (
@@ -12,11 +18,14 @@ from tests.fakes import (
     CRISIS_WORD,
     CRITICAL_WORD,
     HANG_CLASSIFIER,
+    HOTLINE_GENERATOR,
     MEDIUM_WORD,
     UNSAFE_GENERATOR,
     UNSAFE_PIECES,
     FakeGenerator,
 )
+
+US = resources_for("US", Settings())
 
 
 def test_critical_message_gets_escalation_first_then_the_fixed_reply(harness: Harness) -> None:
@@ -41,37 +50,85 @@ def test_critical_message_gets_escalation_first_then_the_fixed_reply(harness: Ha
     assert harness.generator.requests == []
 
 
-def test_high_risk_escalates_then_generates_a_safety_check_in(harness: Harness) -> None:
+def _reply_events(harness: Harness, text: str) -> list[dict[str, Any]]:
     token = harness.register("ana")
     session_id = harness.new_session(token)
     with connect(harness, token) as ws:
         until(ws, "connection")
-        send(ws, session_id, f"{CRISIS_WORD} I keep thinking about how I'd do it")
-        events = until(ws, "assistant_message_complete")
+        send(ws, session_id, text)
+        return until(ws, "assistant_message_complete")
+
+
+def _streamed(events: list[dict[str, Any]]) -> str:
+    return "".join(e["chunk"] for e in events if e["type"] == "assistant_message_chunk")
+
+
+def test_high_risk_escalates_then_sends_a_reviewed_safety_check_in(harness: Harness) -> None:
+    events = _reply_events(harness, f"{CRISIS_WORD} I keep thinking about how I'd do it")
     types = [e["type"] for e in events]
     assert types.index("safety_escalation") < types.index("assistant_message_start")
     assert events[types.index("safety_escalation")]["risk_level"] == "high"
-    assert events[-1]["message"]["intent"] == "safety_check_in"
-    (request,) = harness.generator.requests
-    assert request.intent == "safety_check_in" and request.risk_level == "high"
-    # Whatever the model wrote, the reply ends with how to reach someone now.
-    text = events[-1]["message"]["text"]
-    assert text.startswith(FakeGenerator.full_text()) and "988" in text and "741741" in text
-    streamed = "".join(e["chunk"] for e in events if e["type"] == "assistant_message_chunk")
-    assert streamed.strip() == text
+    complete = events[-1]["message"]
+    assert complete["intent"] == "safety_check_in" and complete["risk_level"] == "high"
+    text = complete["text"]
+    assert names_line(text, US) and asks_about_safety(text)
+    assert text in {v.text for v in variants(RiskLevel.HIGH, US)}
+    # Reviewed, not generated: the language model never saw this message.
+    assert harness.generator.requests == []
+    # Streamed sentence by sentence, like a generated reply.
+    assert types.count("assistant_message_chunk") >= 3 and _streamed(events).strip() == text
 
 
-def test_medium_risk_is_not_escalated_but_the_prompt_knows_the_level(harness: Harness) -> None:
+def test_consecutive_high_risk_turns_get_different_reviewed_replies(harness: Harness) -> None:
     token = harness.register("ana")
     session_id = harness.new_session(token)
+    texts = []
     with connect(harness, token) as ws:
         until(ws, "connection")
-        send(ws, session_id, f"{MEDIUM_WORD} sometimes I wish I could disappear")
-        events = until(ws, "assistant_message_complete")
+        for _ in range(3):
+            send(ws, session_id, f"{CRISIS_WORD} I still want to do it")
+            texts.append(until(ws, "assistant_message_complete")[-1]["message"]["text"])
+    assert len(set(texts)) == 3
+
+
+def test_medium_reply_names_the_line_without_a_panel(harness: Harness) -> None:
+    events = _reply_events(harness, f"{MEDIUM_WORD} sometimes I wish I could disappear")
     assert "safety_escalation" not in [e["type"] for e in events]
     (request,) = harness.generator.requests
     # The planner chooses the intent; the generator adds the gentle check-in for medium.
     assert request.intent is None and request.risk_level == "medium"
+    text = events[-1]["message"]["text"]
+    # The model's words first, then a reviewed sentence that support is there right now.
+    assert text.startswith(FakeGenerator.full_text()) and names_line(text, US)
+    assert "right now" in text and _streamed(events).strip() == text
+
+
+def test_everyday_message_gets_no_panel_and_no_crisis_line(harness: Harness) -> None:
+    events = _reply_events(harness, f"{HOTLINE_GENERATOR} work was long and my feet hurt")
+    assert "safety_escalation" not in [e["type"] for e in events]
+    text = events[-1]["message"]["text"]
+    assert not carries_crisis_resources(text) and "988" not in _streamed(events)
+    # The sentence's start went out before its hotline did; a reviewed clause finishes it.
+    assert text == (
+        "That sounds like a long day. If it ever gets too much, talk to someone you trust. "
+        "What helped you get through it?"
+    )
+
+
+def test_trusted_model_at_high_risk_gets_the_line_appended(
+    app_settings: SettingsFactory,
+) -> None:
+    # The fake generator stands in for a large model behind the `openai` backend.
+    for harness in build_harness(app_settings(generated_replies_at_high=True)):
+        events = _reply_events(harness, f"{CRISIS_WORD} I keep thinking about how I'd do it")
+        types = [e["type"] for e in events]
+        assert types.index("safety_escalation") < types.index("assistant_message_start")
+        (request,) = harness.generator.requests
+        assert request.intent == "safety_check_in" and request.risk_level == "high"
+        text = events[-1]["message"]["text"]
+        assert text.startswith(FakeGenerator.full_text())
+        assert names_line(text, US) and asks_about_safety(text)
+        assert _streamed(events).strip() == text
 
 
 def test_risk_stated_earlier_carries_over_to_a_short_reply(harness: Harness) -> None:
@@ -115,7 +172,9 @@ def test_unsafe_generated_text_is_stopped_and_replaced(harness: Harness) -> None
     streamed = "".join(e["chunk"] for e in events if e["type"] == "assistant_message_chunk")
     # The piece that completed the means detail never went out, nor anything after it.
     assert "40" not in streamed and "Good luck" not in streamed
-    assert streamed == "".join(UNSAFE_PIECES[:2])
+    # Text streams as it comes, up to where the means detail began.
+    assert streamed.startswith(UNSAFE_PIECES[0])
+    assert "".join(UNSAFE_PIECES).startswith(streamed)
     complete = events[-1]["message"]
     assert complete["status"] == "replaced"
     assert "988" in complete["text"] and "40" not in complete["text"]

@@ -96,7 +96,7 @@ def test_host_index_is_stable_and_spreads_users() -> None:
         (RiskLevel.NONE, False, None, False),
         (RiskLevel.LOW, False, None, False),
         (RiskLevel.MEDIUM, False, None, False),
-        (RiskLevel.HIGH, True, "safety_check_in", False),
+        (RiskLevel.HIGH, True, "safety_check_in", True),
         (RiskLevel.CRITICAL, True, "crisis_support", True),
     ],
 )
@@ -106,6 +106,8 @@ def test_policy_per_level(
     assert escalates(level) is escalate
     assert policy_intent(level) == intent
     assert uses_fixed_reply(level) is fixed
+    # Only critical stays reviewed when the operator trusts the model at high risk.
+    assert uses_fixed_reply(level, generated_at_high=True) is (level is RiskLevel.CRITICAL)
 
 
 async def _core(tmp_path: Path, database_url: str) -> tuple[ConnectionHostCore, Store, str]:
