@@ -20,7 +20,6 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from haven.cli_render import Renderer, Screen, terminal_width
+from haven.cli_sessions import pick_session
 from haven.errors import RETRYABLE_CLOSE_CODES, CloseCode, GenerationFailed, SafetyUnavailable
 from haven.escalations import Refused
 from haven.protocol import (
@@ -57,8 +57,6 @@ RESEND_CODES = frozenset({GenerationFailed.code, SafetyUnavailable.code})
 MAX_AUTO_RESENDS = 2
 # Silence while a reply is awaited before the status line shows that it is.
 WAITING_AFTER_S = 1.0
-SESSIONS_LISTED = 10
-HISTORY_SHOWN = 6
 # How long the end of input waits for the replies still being written.
 END_WAIT_S = 180.0
 _events: TypeAdapter[ServerEventBase] = TypeAdapter(ServerEvent)
@@ -146,31 +144,8 @@ class ChatClient:
     async def pick_session(
         self, session_id: str | None, new: bool, lines: asyncio.Queue[str | None]
     ) -> str:
-        """The session to chat in: given, new, or picked from a list of the newest ones by
-        their time and first words. An existing session's last messages are shown first."""
-        if session_id:
-            await self._show_history(session_id)
-            return session_id
-        sessions = [] if new else (await self._call("GET", "/sessions"))[:SESSIONS_LISTED]
-        if sessions:
-            for i, session in enumerate(sessions, 1):
-                messages = await self._call("GET", f"/sessions/{session['id']}/messages")
-                self._print(f"  {i}. {session_line(session['created_at'], messages)}\n")
-            self._print("Session number, or Enter for a new one: ")
-            choice = (await lines.get() or "").strip()
-            if choice.isdigit() and 1 <= int(choice) <= len(sessions):
-                picked = str(sessions[int(choice) - 1]["id"])
-                await self._show_history(picked)
-                return picked
-        return str((await self._call("POST", "/sessions"))["id"])
-
-    async def _show_history(self, session_id: str) -> None:
-        messages = await self._call("GET", f"/sessions/{session_id}/messages")
-        if len(messages) > HISTORY_SHOWN:
-            self._print(f"[{len(messages) - HISTORY_SHOWN} earlier messages not shown]\n")
-        for message in messages[-HISTORY_SHOWN:]:
-            who = "you" if message["role"] == "user" else "haven"
-            self._print(f"{who}> {message['text']}\n")
+        """The session to chat in (`haven.cli_sessions.pick_session`)."""
+        return await pick_session(self._call, self._print, session_id, new, lines)
 
     def _print(self, text: str) -> None:
         self._screen.write(text)
@@ -315,16 +290,6 @@ class ChatClient:
             if isinstance(event, ErrorEvent):
                 await self._resend_after_failure(ws, event)
         raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
-
-
-def session_line(created_at: str, messages: list[dict[str, Any]]) -> str:
-    """A session as listed: when it started (local time) and the person's first words."""
-    started = datetime.fromisoformat(created_at).astimezone().strftime("%Y-%m-%d %H:%M")
-    first = next((m["text"] for m in messages if m["role"] == "user"), "")
-    words = " ".join(first.split())
-    if not words:
-        return f"{started}  (no messages yet)"
-    return f"{started}  {words[:48] + '…' if len(words) > 48 else words}"
 
 
 def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
