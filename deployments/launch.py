@@ -97,12 +97,10 @@ def stop(config: ServeDeploySchema) -> None:
     started = time.monotonic()
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for app in config.applications:
-            try:
-                stopping.request_stop(app.name)
-                serve.delete(app.name)
-            except Exception:
-                logger.warning("could not stop %s gracefully", app.name, exc_info=True)
+        try:
+            stopping.stop_applications([app.name for app in config.applications])
+        except Exception:
+            logger.warning("could not stop the applications gracefully", exc_info=True)
         serve.shutdown()
     finally:
         for sig, handler in previous.items():

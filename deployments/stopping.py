@@ -61,3 +61,39 @@ async def watch_for_stop(
             await on_stop()
             return
         await asyncio.sleep(POLL_S)
+
+
+def stop_applications(app_names: list[str]) -> None:
+    """On a running cluster: close every socket of these applications with 1012, then delete
+    them while the proxies still run. Then `serve shutdown` (or a new deploy) drops nobody."""
+    from ray import serve
+
+    for name in app_names:
+        request_stop(name)
+        serve.delete(name)
+        logger.info("stopped %s", name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    import ray
+    from ray.serve._private.constants import SERVE_NAMESPACE
+
+    parser = argparse.ArgumentParser(
+        prog="python -m deployments.stopping",
+        description="Stop Haven on a running Ray cluster so that every client hears 1012.",
+    )
+    parser.add_argument("apps", nargs="*", default=["haven"], help="application names")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    ray.init(address="auto", namespace=SERVE_NAMESPACE, include_dashboard=False)
+    try:
+        stop_applications(args.apps)
+    finally:
+        ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
