@@ -98,9 +98,6 @@ def create_app(services: GatewayServices, watch_stop: StopWatch | None = None) -
 @serve.deployment(
     # Each open WebSocket holds one slot for its whole life.
     max_ongoing_requests=10_000,
-    # The longest a stopping replica waits for its sockets to close before Serve kills it (the
-    # proxy then closes what is left with 1012); a stop closes them itself first.
-    graceful_shutdown_timeout_s=10,
     ray_actor_options={"num_cpus": 0.25},
 )
 @serve.ingress()
