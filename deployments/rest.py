@@ -342,8 +342,10 @@ async def healthz() -> HealthOut:
 )
 async def readyz(request: Request, svc: Services, response: Response) -> ReadinessOut:
     """Whether the safety classifier, the language model and the connection hosts answer
-    (within 10 s). For a load balancer: send traffic only while this answers 200. The Serve
-    proxy answers 503 `starting` itself until the Gateway is deployed."""
+    (within 10 s). Any Gateway replica answers it, so it tells about the application, not a
+    node: wait for it at start-up and alert on it; a load balancer checks each node with
+    Serve's `/-/healthz`. The Serve proxy answers 503 `starting` itself until the Gateway is
+    deployed."""
     try:
         ready = await asyncio.wait_for(svc.readiness(), timeout=10)
     except Exception as error:
