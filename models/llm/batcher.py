@@ -112,6 +112,7 @@ class ContinuousBatcher:
         self._prefilling: deque[Reply] = deque()
         self._decoding: list[Reply] = []
         self._kv = BatchKV()
+        self._ended: list[tuple[Reply, Exception | None]] = []
         self._thread = threading.Thread(target=self._run, name="llm-batch", daemon=True)
         self._thread.start()
 
@@ -157,7 +158,10 @@ class ContinuousBatcher:
                     break
                 self._waiting.extend(self._inbox)
                 self._inbox.clear()
-            self._pass()
+            try:
+                self._pass()
+            finally:
+                self._announce_ended()
         stopped = RuntimeError("the language model shut down")
         with self._wake:
             self._waiting.extend(self._inbox)
@@ -168,6 +172,7 @@ class ContinuousBatcher:
         self._prefilling.clear()
         self._decoding.clear()
         self._kv.clear()
+        self._announce_ended()
 
     def _pass(self) -> None:
         self._drop_stopped()
@@ -177,6 +182,7 @@ class ContinuousBatcher:
             budget -= self._prefill_chunk(self._prefilling[0])
             # Between any two forward passes: a cancelled reply leaves within one pass.
             self._drop_stopped()
+            self._announce_ended()
         if self._decoding:
             self._decode_step()
 
@@ -312,20 +318,28 @@ class ContinuousBatcher:
                 self._end(reply)
         stopped = [row for row, r in enumerate(self._decoding) if r.stop.is_set()]
         if stopped:
-            for row in stopped:
-                self._end(self._decoding[row])
+            leaving = [self._decoding[row] for row in stopped]
             kept = [row for row in range(len(self._decoding)) if row not in stopped]
             self._decoding = [self._decoding[row] for row in kept]
             self._kv.keep(kept)
+            for reply in leaving:
+                self._end(reply)
 
     def _end(self, reply: Reply, error: Exception | None = None) -> None:
+        """Mark `reply` finished; its consumer hears of it once it has left the batch."""
         if reply.phase is Phase.FINISHED:
             return
         reply.phase = Phase.FINISHED
         reply.cache = None
-        if error is not None:
-            reply.emit(error)
-        reply.emit(END)
+        self._ended.append((reply, error))
+
+    def _announce_ended(self) -> None:
+        """Tell the consumers of replies that have ended (called once they left the batch)."""
+        ended, self._ended = self._ended, []
+        for reply, error in ended:
+            if error is not None:
+                reply.emit(error)
+            reply.emit(END)
 
 
 def _layers(cache: Any) -> list[LayerKV]:
