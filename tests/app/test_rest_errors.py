@@ -113,3 +113,15 @@ def test_a_body_just_under_the_limit_is_parsed(harness: Harness) -> None:
         "/auth/login", content=padded, headers={"content-type": "application/json"}
     )
     assert response.status_code == 200, response.text
+
+
+def test_no_other_refusal_carries_the_password_either(harness: Harness) -> None:
+    harness.register("ana")
+    secret = f"long-{MARKER}"
+    answers = [
+        harness.client.post("/auth/login", json={"username": "ana", "password": secret}),
+        harness.client.post("/auth/register", json={"username": "ANA", "password": secret}),
+        harness.client.post("/auth/login", json={"username": "nobody", "password": secret}),
+    ]
+    assert [a.status_code for a in answers] == [401, 409, 401]
+    assert all(MARKER not in a.text and MARKER not in str(a.headers) for a in answers)
