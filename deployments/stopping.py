@@ -9,6 +9,9 @@ and clients see the connection drop (1006). So the launcher stops in this order:
    ("service restart"), so clients reconnect and resume once Haven is back;
 3. `serve.delete` of the application then finds no open requests and stops the replicas at
    once (waiting `graceful_shutdown_timeout_s` at most); only then do the proxies go.
+
+The flag lives in Ray's internal key-value store, as Serve keeps its own state there; it is not
+a public API, so `tests/integration/test_graceful_stop.py` fails if an upgrade changes it.
 """
 
 from __future__ import annotations
