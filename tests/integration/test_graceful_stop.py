@@ -110,6 +110,7 @@ def test_ctrl_c_closes_every_socket_with_1012_and_a_restart_resumes(
     launchers.append(first)
     before_ready = first.wait_ready()
     # From the moment the port is open, readiness says "starting", never 404.
+    assert before_ready, "the port opened only once Haven was ready: nothing was checked"
     assert all(answer == (503, {"status": "starting"}) for answer in before_ready), before_ready
 
     rest = RestSteps(httpx.Client(base_url=first.url, timeout=60))
