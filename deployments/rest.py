@@ -224,7 +224,7 @@ async def login(
         await throttle.login_failed(body.username, address)
         raise InvalidCredentials()
     await throttle.login_succeeded(body.username)
-    token, expires_in = svc.tokens.issue(user.id)
+    token, expires_in = svc.tokens.issue(user.id, user.role)
     return TokenOut(access_token=token, expires_in=expires_in)
 
 

@@ -21,6 +21,7 @@ BEARER_DESCRIPTION = (
 
 _STATUS_TEXT = {
     401: "The credentials or the bearer token were refused.",
+    403: "The token is valid, but its account's role may not do this.",
     404: "Not found.",
     409: "In conflict with what exists.",
     413: "The body is larger than the limit (64 KiB by default, `HAVEN_MAX_REQUEST_BODY_BYTES`); "

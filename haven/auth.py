@@ -18,6 +18,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from haven.errors import InvalidToken, TokenExpired
+from haven.roles import DEFAULT_ROLE, Role, parse_role
 from haven.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class TokenClaims:
     jti: str  # empty for a token issued without one
     issued_at: int
     expires_at: int
+    role: Role = DEFAULT_ROLE
 
 
 class TokenService:
@@ -77,10 +79,16 @@ class TokenService:
         self._secret = secret
         self._ttl_s = ttl_s
 
-    def issue(self, user_id: str) -> tuple[str, int]:
-        """A signed token for `user_id` and its lifetime in seconds."""
+    def issue(self, user_id: str, role: Role = DEFAULT_ROLE) -> tuple[str, int]:
+        """A signed token for `user_id` with its role, and its lifetime in seconds."""
         now = int(time.time())
-        claims = {"sub": user_id, "iat": now, "exp": now + self._ttl_s, "jti": uuid.uuid4().hex}
+        claims = {
+            "sub": user_id,
+            "iat": now,
+            "exp": now + self._ttl_s,
+            "jti": uuid.uuid4().hex,
+            "role": role,
+        }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), self._ttl_s
 
     def verify(self, token: str | None) -> TokenClaims:
@@ -104,11 +112,16 @@ class TokenService:
         user_id, jti = claims["sub"], claims.get("jti", "")
         if not user_id or not isinstance(user_id, str) or not isinstance(jti, str):
             raise InvalidToken()
+        # Tokens issued before roles existed carry none: they are a person's, as they were.
+        role = parse_role(claims.get("role", DEFAULT_ROLE))
+        if role is None:
+            raise InvalidToken()
         return TokenClaims(
             user_id=user_id,
             jti=jti,
             issued_at=int(claims["iat"]),
             expires_at=int(claims["exp"]),
+            role=role,
         )
 
 

@@ -1,7 +1,7 @@
 """`haven`: the terminal client and operator commands.
 
     haven chat [--url URL] [--username U] [--register] [--session ID | --new]
-    haven users create USERNAME [--locale L] [--database-url URL]
+    haven users create USERNAME [--locale L] [--role ROLE] [--database-url URL]
     haven token USERNAME [--ttl-s N]          (testing only; refused in production)
     haven escalations report ...              (as `python -m haven.escalations report`)
 
@@ -26,6 +26,7 @@ from haven.accounts import Registration
 from haven.auth import TokenService, hash_password, signing_secret
 from haven.errors import UsernameTaken
 from haven.escalations import Refused
+from haven.roles import DEFAULT_ROLE, ROLES, Role
 from haven.settings import Settings
 from haven.storage.database import safe_url, sqlite_path
 from haven.storage.store import Store
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     create = user_commands.add_parser("create", help="create an account directly")
     create.add_argument("username")
     create.add_argument("--locale", help="region for crisis resources, e.g. US or GB")
+    create.add_argument(
+        "--role", choices=ROLES, default=DEFAULT_ROLE, help="what it may do (default: user)"
+    )
     create.add_argument("--database-url", help="default: HAVEN_DATABASE_URL, else the data dir")
 
     token = commands.add_parser("token", help="print an access token for a user (testing only)")
@@ -96,13 +100,15 @@ def _check_registration(username: str, password: str, locale: str | None) -> str
         raise Refused(f"cannot create {username!r}: {problems}", 2) from None
 
 
-async def create_user(url: str, username: str, password: str, locale: str | None) -> str:
+async def create_user(
+    url: str, username: str, password: str, locale: str | None, role: Role = DEFAULT_ROLE
+) -> str:
     """Creates the account with the REST register's hashing; returns its id."""
     locale = _check_registration(username, password, locale)
     password_hash = await asyncio.to_thread(hash_password, password)
     async with _open_store(url) as store:
         try:
-            user = await store.create_user(username, password_hash, locale=locale)
+            user = await store.create_user(username, password_hash, locale=locale, role=role)
         except UsernameTaken:
             raise Refused(f"the username {username!r} is taken", 1) from None
         except (SQLAlchemyError, OSError) as error:
@@ -128,7 +134,7 @@ async def issue_token(settings: Settings, url: str, username: str, ttl_s: int | 
         tokens = TokenService(signing_secret(settings), ttl)
     except RuntimeError as error:
         raise Refused(str(error), 2) from None
-    token, _ = tokens.issue(user.id)
+    token, _ = tokens.issue(user.id, user.role)
     return token
 
 
@@ -141,8 +147,8 @@ def _run(args: argparse.Namespace) -> int:
     url = args.database_url or settings.resolved_database_url
     if args.command == "users":
         password = read_password(f"Password for {args.username}: ")
-        user_id = asyncio.run(create_user(url, args.username, password, args.locale))
-        print(f"created {args.username} ({user_id})")
+        user_id = asyncio.run(create_user(url, args.username, password, args.locale, args.role))
+        print(f"created {args.username} ({user_id}, {args.role})")
         return 0
     print(asyncio.run(issue_token(settings, url, args.username, args.ttl_s)))
     return 0

@@ -217,3 +217,20 @@ class InvalidRequest(HavenError):
     message = "The request is not valid; see the field errors."
     retryable = False
     http_status = 422
+
+
+class Forbidden(HavenError):
+    # The token is valid but its role may not do this; for a socket frame the socket stays open.
+    code = "forbidden"
+    message = "Your account is not allowed to do that."
+    retryable = False
+    http_status = 403
+
+
+class NotFound(HavenError):
+    # Anything but a session of one's own (those answer `session_not_found`): an account, or a
+    # conversation a counsellor may not see. What exists is never revealed.
+    code = "not_found"
+    message = "Not found."
+    retryable = False
+    http_status = 404

@@ -2,6 +2,7 @@
 
     python -m haven.escalations report [--since ISO] [--until ISO] [--period day|week|month]
         [--format table|json|csv] [--database-url URL]
+    python -m haven.escalations reads ...   (counsellors' reads: haven/counsellor_reads.py)
 
 Only the time, risk level and action of each record are read: the output holds counts and
 nothing that identifies a person, a session or a message. The unit is one audit record (one
@@ -65,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--period", choices=("day", "week", "month"), default="week", help="UTC")
     report.add_argument("--format", choices=("table", "json", "csv"), default="table")
     report.add_argument("--database-url", help="default: HAVEN_DATABASE_URL, else the data dir")
+    # Parsed by haven.counsellor_reads itself (see main); listed here for --help.
+    commands.add_parser(
+        "reads", help="which counsellor read which conversation, when (--help)", add_help=False
+    )
     return parser
 
 
@@ -193,6 +198,11 @@ def render(report: dict[str, Any], fmt: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["reads"]:
+        from haven import counsellor_reads  # it builds on this module
+
+        return counsellor_reads.main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)  # exits 2 on unknown options, periods, formats, timestamps
     until: datetime = args.until or datetime.now(UTC)

@@ -43,6 +43,8 @@ REST_ONLY = (
     "TooManyRegistrations",
     "RequestTooLarge",
     "InvalidRequest",
+    "Forbidden",
+    "NotFound",
 )
 # When each error is sent: by class name, and by code for the codes of `InvalidMessage`.
 ERROR_WHEN: dict[str, str] = {

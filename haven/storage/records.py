@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from haven.risk import RiskLevel
+from haven.roles import DEFAULT_ROLE, Role
 
 MessageRole = Literal["user", "assistant"]
 MESSAGE_ROLES: tuple[MessageRole, ...] = ("user", "assistant")
@@ -22,6 +23,8 @@ class UserRecord(_Record):
     password_hash: str
     created_at: AwareDatetime
     locale: str | None = None
+    role: Role = DEFAULT_ROLE
+    display_name: str | None = None
 
 
 class SessionRecord(_Record):

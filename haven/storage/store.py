@@ -22,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from haven.errors import SessionNotFound, UsernameTaken
 from haven.risk import RiskLevel
+from haven.roles import DEFAULT_ROLE, Role
 from haven.storage.audit import AuditLog
 from haven.storage.database import create_engine, write_transaction
 from haven.storage.events import EventLog
+from haven.storage.queue import CounsellorQueue
 from haven.storage.records import (
     MESSAGE_ROLES,
     MessageRecord,
@@ -36,7 +38,15 @@ from haven.storage.revocations import Revocations
 from haven.storage.tables import ChatSession, Message, User
 from haven.storage.throttle import ThrottleCounters
 
-_USER_COLUMNS = (User.id, User.username, User.password_hash, User.created_at, User.locale)
+_USER_COLUMNS = (
+    User.id,
+    User.username,
+    User.password_hash,
+    User.created_at,
+    User.locale,
+    User.role,
+    User.display_name,
+)
 _SESSION_COLUMNS = (ChatSession.id, ChatSession.user_id, ChatSession.created_at)
 _MESSAGE_COLUMNS = (
     Message.id,
@@ -90,6 +100,7 @@ class Store:
         self.audit = AuditLog(engine)
         self.revocations = Revocations(engine)
         self.throttle = ThrottleCounters(engine)
+        self.queue = CounsellorQueue(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -119,7 +130,11 @@ class Store:
     # Users
 
     async def create_user(
-        self, username: str, password_hash: str, locale: str | None = None
+        self,
+        username: str,
+        password_hash: str,
+        locale: str | None = None,
+        role: Role = DEFAULT_ROLE,
     ) -> UserRecord:
         key = normalize_username(username)
         if not key:
@@ -130,6 +145,7 @@ class Store:
             password_hash=password_hash,
             created_at=_now(),
             locale=locale,
+            role=role,
         )
         try:
             async with self._engine.begin() as conn:
@@ -150,6 +166,14 @@ class Store:
         async with self._engine.connect() as conn:
             row = (await conn.execute(stmt)).mappings().one_or_none()
         return UserRecord.model_validate(row) if row is not None else None
+
+    async def set_role(self, user_id: str, role: Role) -> UserRecord | None:
+        """The account with its new role, or None when there is no such account."""
+        async with self._write_transaction() as conn:
+            result = await conn.execute(update(User).where(User.id == user_id).values(role=role))
+        if result.rowcount == 0:
+            return None
+        return await self.get_user(user_id)
 
     # Chat sessions
 

@@ -79,8 +79,15 @@ class User(Base):
     event_seq_reserved: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     # Events at or below this sequence number were dropped from the replay log.
     event_log_floor: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # What the account may do beyond its own conversations (haven.roles).
+    role: Mapped[str] = mapped_column(String(16), nullable=False, server_default="user")
+    # The only thing about a person a counsellor is shown; None: the username stands in.
+    display_name: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    __table_args__ = (UniqueConstraint("username_key"),)
+    __table_args__ = (
+        UniqueConstraint("username_key"),
+        CheckConstraint("role IN ('user', 'counsellor', 'admin')", name="role"),
+    )
 
 
 class ChatSession(Base):
@@ -197,3 +204,18 @@ class ThrottleCounter(Base):
     first_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CounsellorRead(Base):
+    """Audit record of a counsellor reading a person's conversation: who, which, when, how.
+
+    Plain ids, like `Escalation`: the record outlives the session it names."""
+
+    __tablename__ = "counsellor_reads"
+
+    id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
+    counsellor_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False, index=True)
+    session_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False, index=True)
+    # What was read: "queue" (listed with its level and the display name).
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)

@@ -288,3 +288,27 @@ def test_a_turn_answers_what_both_documents_describe(
     stored = harness.client.get(f"/sessions/{session_id}/messages", headers=_auth(token))
     _check_body(schema, "/sessions/{session_id}/messages", "get", stored)
     assert [message["role"] for message in stored.json()] == ["user", "assistant"]
+
+
+def test_role_and_queue_answers_match_the_documented_schema(
+    harness: Harness, schema: dict[str, Any]
+) -> None:
+    from tests.app.staff import register_as
+
+    person = harness.register("ana")
+    person_id = harness.services.tokens.verify(person).user_id
+    admin = register_as(harness, "root-admin", "admin")
+    counsellor = register_as(harness, "cara", "counsellor")
+    client = harness.client
+    changed = client.patch(f"/users/{person_id}", json={"role": "user"}, headers=_auth(admin))
+    assert changed.status_code == 200
+    _check_body(schema, "/users/{user_id}", "patch", changed)
+    refused = client.patch(f"/users/{person_id}", json={"role": "admin"}, headers=_auth(person))
+    assert refused.status_code == 403
+    _check_body(schema, "/users/{user_id}", "patch", refused)
+    queue = client.get("/counsellor/queue", headers=_auth(counsellor))
+    assert queue.status_code == 200
+    _check_body(schema, "/counsellor/queue", "get", queue)
+    forbidden = client.get("/counsellor/queue", headers=_auth(person))
+    assert forbidden.status_code == 403
+    _check_body(schema, "/counsellor/queue", "get", forbidden)
