@@ -152,9 +152,14 @@ def variants(
 
 
 def pick(options: Sequence[str], seed: str, recent: Sequence[str] = ()) -> str:
-    """One of `options`, the same for the same seed; those found in `recent` texts are skipped
-    while any other is left."""
-    fresh = [o for o in options if not any(o.strip() in text for text in recent)] or list(options)
+    """One of `options`, the same for the same seed. Those found in `recent` texts (oldest
+    first) are skipped; when every option was used, the oldest uses are forgotten first, so the
+    newest reply is never repeated while there is another option."""
+    fresh: list[str] = []
+    for start in range(len(recent) + 1):
+        fresh = [o for o in options if not any(o.strip() in text for text in recent[start:])]
+        if fresh:
+            break
     digest = hashlib.sha256(seed.encode()).digest()
     return fresh[int.from_bytes(digest[:8], "big") % len(fresh)]
 

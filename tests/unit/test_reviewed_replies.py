@@ -34,9 +34,17 @@ def test_a_conversation_at_high_risk_never_repeats_a_reply_word_for_word() -> No
         recent.append(reply.text)
 
 
-def test_once_every_variant_was_used_a_reply_is_still_chosen() -> None:
+def test_once_every_variant_was_used_the_least_recent_comes_back() -> None:
     used = [v.text for v in variants(RiskLevel.CRITICAL, US)]
-    assert choose(RiskLevel.CRITICAL, US, seed="s:1", recent=used).text in used
+    assert choose(RiskLevel.CRITICAL, US, seed="s:1", recent=used).text == used[0]
+
+
+def test_a_long_conversation_never_gets_the_same_reply_twice_in_a_row() -> None:
+    recent: list[str] = []
+    for turn in range(12):
+        reply = choose(RiskLevel.HIGH, US, seed=f"session-2:message-{turn}", recent=recent[-6:])
+        assert not recent or reply.text != recent[-1]
+        recent.append(reply.text)
 
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
