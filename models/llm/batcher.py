@@ -302,11 +302,7 @@ class ContinuousBatcher:
         reply.tokens.append(token)
         reply.sampler.penalise(token)
         reply.emit(token)
-        if (
-            len(reply.tokens) >= reply.max_new_tokens
-            or reply.stop.is_set()
-            or self.finished(reply)
-        ):
+        if len(reply.tokens) >= reply.max_new_tokens or reply.stop.is_set() or self.finished(reply):
             self._end(reply)
             return True
         return False

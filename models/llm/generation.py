@@ -295,4 +295,3 @@ def _poster(loop: asyncio.AbstractEventLoop, items: asyncio.Queue[Item]) -> Call
             loop.call_soon_threadsafe(items.put_nowait, item)
 
     return post
-

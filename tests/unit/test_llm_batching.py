@@ -17,9 +17,8 @@ import torch
 from models.llm.backend import GenerationParams
 from models.llm.batcher import BatchLimits
 from models.llm.generation import TransformersBackend
-from models.llm.prepare import is_prepared, model_dir
 from models.llm.prompt import ChatTurn, build_messages
-from tests.paths import MODEL_CACHE_DIR
+from tests.llm_backend import loaded_backend
 
 STOP_WITHIN_S = 0.2
 PEOPLE = [
@@ -32,27 +31,15 @@ PEOPLE = [
 
 @pytest.fixture(scope="module")
 def exact() -> Iterator[TransformersBackend]:
-    path = model_dir(MODEL_CACHE_DIR)
-    if not is_prepared(path):
-        pytest.skip("language model not prepared; run `make setup`")
-    threads_before = torch.get_num_threads()
-    loaded = TransformersBackend.load(path, threads=1, dtype=torch.float32)
-    yield loaded
-    loaded.close()
-    torch.set_num_threads(threads_before)
+    with loaded_backend(torch.float32) as loaded:
+        yield loaded
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[TransformersBackend]:
     """The model as served (bfloat16 where the CPU has it): the timing tests' model."""
-    path = model_dir(MODEL_CACHE_DIR)
-    if not is_prepared(path):
-        pytest.skip("language model not prepared; run `make setup`")
-    threads_before = torch.get_num_threads()
-    loaded = TransformersBackend.load(path, threads=1)
-    yield loaded
-    loaded.close()
-    torch.set_num_threads(threads_before)
+    with loaded_backend() as loaded:
+        yield loaded
 
 
 def fresh(
@@ -130,9 +117,7 @@ async def test_cancelling_one_of_four_stops_it_within_200_ms_and_the_others_comp
     prompts = [chat(local, text) for text in PEOPLE]
     cancelled = local.stream(prompts[0], GenerationParams(max_new_tokens=300, seed=1))
     others = [
-        asyncio.create_task(
-            asyncio.wait_for(token_count(local, p, max_new_tokens=60, seed=2), 120)
-        )
+        asyncio.create_task(asyncio.wait_for(token_count(local, p, max_new_tokens=60, seed=2), 120))
         for p in prompts[1:]
     ]
     await anext(cancelled)

@@ -16,10 +16,9 @@ from models.llm import batcher
 from models.llm.backend import GenerationParams
 from models.llm.batcher import BatchLimits
 from models.llm.generation import TransformersBackend, default_dtype
-from models.llm.prepare import is_prepared, model_dir
 from models.llm.prompt import ChatTurn, build_messages
 from models.llm.text import SENTENCE_END_WINDOW, IncrementalDetokenizer
-from tests.paths import MODEL_CACHE_DIR
+from tests.llm_backend import loaded_backend
 
 # The acceptance bound: closing a reply's stream stops the model within this time.
 STOP_WITHIN_S = 0.2
@@ -30,17 +29,8 @@ LONG_REQUEST = (
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[TransformersBackend]:
-    path = model_dir(MODEL_CACHE_DIR)
-    if not is_prepared(path):
-        pytest.skip("language model not prepared; run `make setup`")
-    # One thread: this machine's two cores are shared, and an OpenMP team that waits on a
-    # descheduled thread slows down by orders of magnitude. The count is process-wide, so it
-    # is put back for the tests that follow.
-    threads_before = torch.get_num_threads()
-    loaded = TransformersBackend.load(path, threads=1)
-    yield loaded
-    loaded.close()
-    torch.set_num_threads(threads_before)
+    with loaded_backend() as loaded:
+        yield loaded
 
 
 def sibling(backend: TransformersBackend, max_queued: int) -> TransformersBackend:
@@ -99,7 +89,9 @@ def scripted(backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch, text
     """Make the model "sample" the tokens of `text`, in order; returns their number."""
     script = backend.tokenizer(text, add_special_tokens=False)["input_ids"]
     tokens = iter(script)
-    monkeypatch.setattr(batcher, "sample", lambda scores, samplers: [next(tokens) for _ in samplers])
+    monkeypatch.setattr(
+        batcher, "sample", lambda scores, samplers: [next(tokens) for _ in samplers]
+    )
     return len(script)
 
 
