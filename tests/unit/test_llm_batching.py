@@ -18,6 +18,7 @@ from models.llm.backend import GenerationParams
 from models.llm.batcher import BatchLimits
 from models.llm.generation import TransformersBackend
 from models.llm.prompt import ChatTurn, build_messages
+from models.llm.sampling import Sampler
 from tests.llm_backend import loaded_backend
 
 STOP_WITHIN_S = 0.2
@@ -132,6 +133,34 @@ async def test_cancelling_one_of_four_stops_it_within_200_ms_and_the_others_comp
     assert await asyncio.gather(*others) == [60, 60, 60]
     assert local.queue.admitted == 0
     assert local.batcher.in_flight == 0
+    local.close()
+
+
+async def test_a_failure_inside_one_reply_ends_that_reply_only(
+    served: TransformersBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = fresh(served)
+    local.batcher.stop_ids, local.batcher.finished = frozenset(), lambda reply: False
+    original = Sampler.penalise
+
+    def failing_for_seed_13(self: Sampler, token_id: int) -> None:
+        if self.rng.initial_seed() == 13 and len(self.penalised) > 3:
+            raise RuntimeError("this reply's sampling broke")
+        original(self, token_id)
+
+    monkeypatch.setattr(Sampler, "penalise", failing_for_seed_13)
+    prompts = [chat(local, text) for text in PEOPLE[:3]]
+
+    outcomes = await asyncio.gather(
+        token_count(local, prompts[0], max_new_tokens=30, seed=1),
+        token_count(local, prompts[1], max_new_tokens=30, seed=13),
+        token_count(local, prompts[2], max_new_tokens=30, seed=2),
+        return_exceptions=True,
+    )
+
+    assert outcomes[0] == outcomes[2] == 30
+    assert isinstance(outcomes[1], RuntimeError)
+    assert local.queue.admitted == 0 and local.batcher.in_flight == 0
     local.close()
 
 
