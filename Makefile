@@ -19,7 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@
 
-$(MODEL_CACHE)/.prepared: $(VENV)/.installed models/llm/prepare.py
+# The support-tuned model is the base model with the committed LoRA adapter merged in.
+$(MODEL_CACHE)/.prepared: $(VENV)/.installed models/llm/prepare.py models/llm/merge_adapter.py \
+		models/llm/adapter/adapter_config.json models/llm/adapter/adapter_model.safetensors
 	$(PY) -m models.llm.prepare --cache-dir $(MODEL_CACHE)
 	touch $@
 

@@ -36,6 +36,9 @@ class GeneratorOptions(BaseModel):
     backend: Literal["transformers", "openai"] = "transformers"
     # transformers: a local Hugging Face causal-LM folder; None: the model `make setup` prepared.
     model_path: str | None = None
+    # transformers without model_path: the support-tuned model (models/llm/MODEL_CARD.md);
+    # false: SmolLM2-135M-Instruct as published, for comparison.
+    tuned: bool = True
     device: str = "auto"
     threads: int | None = Field(default=None, ge=1)
     # openai: the endpoint; required with backend "openai".
@@ -105,6 +108,11 @@ def build_backend(options: GeneratorOptions, settings: Settings) -> ChatBackend:
     if options.model_path:
         path = Path(options.model_path)
         found = (path / "config.json").is_file()
+    elif options.tuned:
+        from models.llm.merge_adapter import adapter_digest, is_tuned_prepared, tuned_model_dir
+
+        path = tuned_model_dir(settings.model_cache_dir)
+        found = is_tuned_prepared(path, adapter_digest())
     else:
         path = model_dir(settings.model_cache_dir)
         found = is_prepared(path)

@@ -1,6 +1,6 @@
 """Fine-tune SmolLM2-135M-Instruct with LoRA on ESConv supporter turns, conditioned on the intent.
 
-`python -m models.llm.finetune [--max-minutes M] [--threads N] [--train-examples N]`
+`python -m models.llm.finetune [--max-minutes M] [--max-steps N] [--threads N] [--train-examples N]`
 
 Trains a LoRA adapter (fp32) on prompts rendered by `build_messages` (see `finetune_data`), with
 the loss on the reply and its end-of-turn token only. A checkpoint (adapter, optimiser, schedule,
@@ -110,6 +110,7 @@ def train(config: TrainConfig) -> float:
                 step, total_steps, loss.item(), scheduler.get_last_lr()[0], done_examples / elapsed,
             )  # fmt: skip
         out_of_time = config.max_minutes is not None and elapsed > config.max_minutes * 60
+        out_of_time |= config.max_steps is not None and step >= config.max_steps
         due = time.monotonic() - last_save > config.checkpoint_minutes * 60
         if due or out_of_time or step == total_steps:
             best = _evaluate_and_save(model, valid_set, config, checkpoints, step, best, optimizer,
@@ -117,7 +118,7 @@ def train(config: TrainConfig) -> float:
             last_save = time.monotonic()
             model.train()
         if out_of_time:
-            logger.info("stopping at step %d: --max-minutes reached", step)
+            logger.info("stopping at step %d: --max-minutes or --max-steps reached", step)
             break
     return best
 
@@ -145,12 +146,14 @@ def _evaluate_and_save(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--checkpoint-minutes", type=float, default=None)
     args = parser.parse_args(argv)
     overrides = {
         "max_minutes": args.max_minutes,
+        "max_steps": args.max_steps,
         "threads": args.threads,
         "train_examples": args.train_examples,
         "checkpoint_minutes": args.checkpoint_minutes,

@@ -41,11 +41,13 @@ class TrainConfig(BaseModel):
     valid_examples: int = 200
     checkpoint_minutes: float = 12.0
     max_minutes: float | None = None
+    # Stop after this many steps (the schedule still spans the whole run): reproduces a run that
+    # was stopped by time, since the order of batches and the seeds are fixed.
+    max_steps: int | None = None
     threads: int = 2
 
     def run_key(self) -> dict[str, object]:
         """The settings a resumed run must share with the checkpoint it resumes."""
-        keep = self.model_dump(
-            mode="json", exclude={"max_minutes", "threads", "checkpoint_minutes", "adapter_dir"}
-        )
+        run_only = {"max_minutes", "max_steps", "threads", "checkpoint_minutes", "adapter_dir"}
+        keep = self.model_dump(mode="json", exclude=run_only)
         return dict(keep)

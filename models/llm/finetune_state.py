@@ -125,6 +125,8 @@ class Checkpoints:
         out = self.config.adapter_dir
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out)
+        # peft writes a template model card; models/llm/MODEL_CARD.md is the real one.
+        (out / "README.md").unlink(missing_ok=True)
         record = {
             **self.config.model_dump(mode="json", exclude={"adapter_dir"}),
             "step": step,

