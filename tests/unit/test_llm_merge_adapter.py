@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,14 @@ from transformers import AutoModelForCausalLM
 from models.llm import merge_adapter
 from models.llm.merge_adapter import (
     ADAPTER_DIR,
+    ADAPTER_FILES,
     adapter_digest,
     ensure_tuned_model,
     has_adapter,
     tuned_model_dir,
 )
 from models.llm.prepare import MODEL_DIR_NAME
+from tests.paths import ROOT
 from tests.unit.tiny_llm import write_tiny_model
 
 # peft 0.21 still calls a transformers method deprecated in 5.x; harmless here.
@@ -90,3 +93,8 @@ def test_the_committed_adapter_is_complete_and_packaged() -> None:
     assert has_adapter(ADAPTER_DIR)
     record = json.loads((ADAPTER_DIR / "training_config.json").read_text())
     assert record["valid_loss"] > 0
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["models.llm"]
+    package = ROOT / "models" / "llm"
+    packaged = {path for pattern in globs for path in package.glob(pattern)}
+    assert {ADAPTER_DIR / name for name in ADAPTER_FILES} <= packaged
