@@ -121,7 +121,7 @@ CONVERSATION: tuple[str, ...] = (
     "I've had a rough week at work and I'm exhausted.",
     "My manager keeps adding deadlines and I can't say no.",
     "When I get home I just sit there and can't relax.",
-    "I used to go running but I stopped a few months ago.",
+    "I used to enjoy going for a run before work.",
     "Maybe I should try to start again this weekend.",
 )
 
