@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 # longest the batch runs without looking at stop flags: 64 tokens take 70-150 ms on one busy CPU
 # core; a GPU reads thousands in less. Fixed per device, not tuned to the load, because the
 # chunking changes the numerics slightly and a seeded reply should come out the same every time.
+# The CUDA value is a guess between fewer passes per long prompt and less of each turn left
+# outside whole cached blocks; it has not been measured (bench/batched_generation.py would).
 PREFILL_CHUNK = {"cpu": 64, "cuda": 512}
 DEFAULT_MAX_QUEUED = 16
 DEFAULT_PREFIX_CACHE_BYTES = 256 * 2**20
