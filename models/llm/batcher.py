@@ -143,9 +143,6 @@ class ContinuousBatcher:
             self._closed = True
             self._wake.notify()
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
     def _run(self) -> None:
         set_threads(self._threads)
         while True:

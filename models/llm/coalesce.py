@@ -1,10 +1,11 @@
 """Fewer, fuller text pieces: what a fast model writes within a few milliseconds goes out as one.
 
-A GPU backend produces a token every few milliseconds; sent one by one, each becomes its own
-WebSocket frame and its own hop through the ConnectionActor. Here what arrives within
-`interval_s` of the last piece sent is joined and sent when that interval ends. The first piece
-is never held, and a piece waits at most `interval_s`; a model slower than one token per
-interval (a CPU at 10-20 tokens/s per reply) sees its pieces pass through as they come.
+A backend faster than one token per `interval_s` (a large GPU, a remote server) would
+otherwise send each token as its own WebSocket frame and its own hop through the
+ConnectionActor. Here what arrives within `interval_s` of the last piece sent is joined and
+sent when that interval ends. The first piece is never held, and a piece waits at most
+`interval_s`; a model slower than one token per interval (this 2-core CPU, at 4-33 tokens/s per
+reply in docs/benchmarks.md) sees its pieces pass through as they come.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,8 @@ class TransformersBackend:
         self.name = name
         chunk = PREFILL_CHUNK.get(device.type, PREFILL_CHUNK["cpu"])
         limits = limits or BatchLimits()
-        limits = BatchLimits(
-            max_batch_size=limits.max_batch_size,
-            max_tokens_in_flight=limits.max_tokens_in_flight,
+        limits = replace(
+            limits,
             prefill_chunk=chunk,
             prefill_tokens_per_pass=max(limits.prefill_tokens_per_pass, chunk),
         )

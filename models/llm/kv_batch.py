@@ -139,8 +139,3 @@ class BatchKV:
         if self.cache is None:
             return []
         return [layer for layer in self.cache.layers if isinstance(layer, _GrowingLayer)]
-
-    def nbytes(self) -> int:
-        return sum(
-            layer._key_buffer.nbytes + layer._value_buffer.nbytes for layer in self._layers()
-        )

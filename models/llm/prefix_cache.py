@@ -61,7 +61,6 @@ class PrefixCache:
         self._entries: dict[str, _Entry] = {}
         self._by_hash: dict[int, set[_Entry]] = {}
         self.nbytes = 0
-        self.hits = 0
         self.reused_tokens = 0
 
     def __len__(self) -> int:
@@ -93,7 +92,6 @@ class PrefixCache:
             if best is None:
                 return 0, []
             best.used = self._clock()
-            self.hits += 1
             self.reused_tokens += length
             return length, [(k[:, :, :length], v[:, :, :length]) for k, v in best.layers]
 
