@@ -234,3 +234,20 @@ class NotFound(HavenError):
     message = "Not found."
     retryable = False
     http_status = 404
+
+
+class AlreadyJoined(HavenError):
+    # One counsellor per conversation at a time; the socket stays open.
+    code = "already_joined"
+    message = "Another counsellor is already in this conversation."
+    retryable = False
+    http_status = 409
+
+
+class UnsafeMessage(HavenError):
+    # A counsellor's message that the output screen stops (means or method detail): nothing
+    # is stored or sent to the person; the counsellor can rephrase.
+    code = "unsafe_message"
+    message = "That message was not sent: it failed the safety check. Please rephrase it."
+    retryable = False
+    http_status = 422
