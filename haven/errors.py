@@ -251,3 +251,12 @@ class UnsafeMessage(HavenError):
     message = "That message was not sent: it failed the safety check. Please rephrase it."
     retryable = False
     http_status = 422
+
+
+class StoredDataUnreadable(HavenError):
+    # A sealed value failed its integrity check (altered, or moved from another row), or its
+    # key is gone: refused rather than shown as garbage, and logged without its content.
+    code = "stored_data_unreadable"
+    message = "Some stored data could not be read."
+    retryable = False
+    http_status = 500

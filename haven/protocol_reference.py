@@ -67,6 +67,8 @@ ERROR_WHEN: dict[str, str] = {
     "ConnectingTooOften": "More than `new_connections_per_minute` new sockets in a minute.",
     "SlowConsumer": "More than `outbound_queue_bytes` waited to be written to the socket.",
     "FrameTooLarge": "A frame larger than `max_frame_bytes`; do not send it again.",
+    "StoredDataUnreadable": "A stored message of the conversation failed its integrity check "
+    "(altered or moved in the database); the turn stopped rather than use it.",
     "invalid_json": "A text frame that is not JSON.",
     "invalid_msgpack": "A binary frame that is not valid MessagePack (MessagePack sockets).",
     "invalid_message": "Not an object, or a missing, extra or wrongly typed field, or a NUL "
