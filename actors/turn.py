@@ -199,7 +199,11 @@ class Turn:
             await self._stream(ReviewedStream(reviewed.sentences, reviewed.intent), level, stored)
             return
         request = ReplyRequest(
-            history=[ChatTurn(role=m.role, text=m.text) for m in history],
+            # A counsellor's words were said to the person on the supporter's side.
+            history=[
+                ChatTurn(role="user" if m.role == "user" else "assistant", text=m.text)
+                for m in history
+            ],
             intent=policy_intent(level),
             risk_level=level.value,
             session_id=stored.session_id,

@@ -69,12 +69,14 @@ async def queue(counsellor: Counsellor, svc: Services) -> list[QueuedConversatio
     await svc.store.queue.record_reads(
         counsellor.user_id, (entry.session_id for entry in entries), QUEUE_READ
     )
+    joined = await svc.store.presence.joined_by(entry.session_id for entry in entries)
     return [
         QueuedConversation(
             session_id=entry.session_id,
             risk_level=entry.risk_level,
             last_escalation_at=entry.last_escalation_at,
             display_name=entry.display_name,
+            joined_by=joined.get(entry.session_id),
         )
         for entry in entries
     ]

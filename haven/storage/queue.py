@@ -30,6 +30,8 @@ class QueueEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     session_id: str
+    # The person's account: routes to their ConnectionActor; never shown to a counsellor.
+    user_id: str
     # The most urgent level escalated in the window.
     risk_level: str
     last_escalation_at: datetime
@@ -50,11 +52,15 @@ class CounsellorQueue:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def escalated_since(self, since: datetime) -> list[QueueEntry]:
-        """Every queued conversation, most urgent first, then most recently escalated."""
+    async def escalated_since(
+        self, since: datetime, session_id: str | None = None
+    ) -> list[QueueEntry]:
+        """Every queued conversation (or only `session_id`'s), most urgent first, then most
+        recently escalated."""
         stmt = (
             select(
                 Escalation.session_id,
+                ChatSession.user_id,
                 Escalation.risk_level,
                 Escalation.created_at,
                 User.display_name,
@@ -64,6 +70,8 @@ class CounsellorQueue:
             .join(User, User.id == ChatSession.user_id)
             .where(Escalation.created_at >= since, Escalation.risk_level.in_(QUEUED_LEVELS))
         )
+        if session_id is not None:
+            stmt = stmt.where(Escalation.session_id == session_id)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         entries: dict[str, QueueEntry] = {}
@@ -77,6 +85,7 @@ class CounsellorQueue:
                 last = max(last, seen.last_escalation_at)
             entries[row.session_id] = QueueEntry(
                 session_id=row.session_id,
+                user_id=row.user_id,
                 risk_level=level,
                 last_escalation_at=last,
                 display_name=row.display_name or row.username,

@@ -9,8 +9,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from haven.risk import RiskLevel
 from haven.roles import DEFAULT_ROLE, Role
 
-MessageRole = Literal["user", "assistant"]
-MESSAGE_ROLES: tuple[MessageRole, ...] = ("user", "assistant")
+MessageRole = Literal["user", "assistant", "counsellor"]
+MESSAGE_ROLES: tuple[MessageRole, ...] = ("user", "assistant", "counsellor")
 
 
 class _Record(BaseModel):
@@ -43,3 +43,5 @@ class MessageRecord(_Record):
     created_at: AwareDatetime
     client_message_id: str | None = None
     status: str | None = None
+    # The counsellor who wrote a `counsellor` message.
+    author_id: str | None = None

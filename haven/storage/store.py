@@ -26,6 +26,7 @@ from haven.roles import DEFAULT_ROLE, Role
 from haven.storage.audit import AuditLog
 from haven.storage.database import create_engine, write_transaction
 from haven.storage.events import EventLog
+from haven.storage.presence import PresenceLog
 from haven.storage.queue import CounsellorQueue
 from haven.storage.records import (
     MESSAGE_ROLES,
@@ -58,6 +59,7 @@ _MESSAGE_COLUMNS = (
     Message.created_at,
     Message.client_message_id,
     Message.status,
+    Message.author_id,
 )
 
 
@@ -101,6 +103,7 @@ class Store:
         self.revocations = Revocations(engine)
         self.throttle = ThrottleCounters(engine)
         self.queue = CounsellorQueue(engine)
+        self.presence = PresenceLog(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -237,12 +240,14 @@ class Store:
         message_id: str | None = None,
         client_message_id: str | None = None,
         status: str | None = None,
+        author_id: str | None = None,
     ) -> MessageRecord:
         """Stores one message at the end of the session; it is committed when this returns.
 
         `message_id` lets the caller announce a reply's id while it streams and store it under
         that id once complete; by default a new UUID. A `client_message_id` the user already
-        used raises `DuplicateMessage` carrying the stored message.
+        used raises `DuplicateMessage` carrying the stored message. `author_id`: the counsellor
+        who wrote a `counsellor` message.
 
         PostgreSQL cannot store NUL in text, so on every backend a NUL in `text` (a model's
         reply may hold one; the protocol refuses it in a person's message) is stored as U+FFFD,
@@ -274,6 +279,7 @@ class Store:
             created_at=_now(),
             client_message_id=client_message_id,
             status=status,
+            author_id=author_id,
         )
         owned = (
             select(ChatSession.id)

@@ -129,12 +129,14 @@ class Message(Base):
     client_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Assistant replies: "complete", "cancelled" (partial text) or "replaced" (safe text).
     status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Who wrote a `counsellor` message (a plain id: the account may be erased, the message not).
+    author_id: Mapped[str | None] = mapped_column(String(UUID_LENGTH), nullable=True)
 
     __table_args__ = (
         # Also the index that reads a session in order and finds its last N messages.
         UniqueConstraint("session_id", "seq"),
         UniqueConstraint("user_id", "client_message_id"),
-        CheckConstraint("role IN ('user', 'assistant')", name="role"),
+        CheckConstraint("role IN ('user', 'assistant', 'counsellor')", name="role"),
     )
 
 
@@ -219,3 +221,22 @@ class CounsellorRead(Base):
     # What was read: "queue" (listed with its level and the display name).
     action: Mapped[str] = mapped_column(String(32), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+class CounsellorPresence(Base):
+    """The counsellor in a conversation, and the state of their presence (`haven.presence`).
+
+    No row: the assistant answers. It goes with the session when the person deletes it."""
+
+    __tablename__ = "counsellor_presence"
+
+    session_id: Mapped[str] = mapped_column(
+        String(UUID_LENGTH), ForeignKey("chat_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The person whose conversation it is, so their ConnectionActor finds it when rebuilt.
+    user_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False, index=True)
+    counsellor_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False, index=True)
+    state: Mapped[str] = mapped_column(String(32), nullable=False)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # While the counsellor has no socket open: when the assistant takes the conversation back.
+    grace_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
