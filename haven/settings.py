@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     replay_max_events: int = Field(default=300, ge=1)
     # A turn waits this long for the classifier before failing closed.
     safety_timeout_s: float = Field(default=10.0, gt=0)
+    # A counsellor whose last socket closed stays in the conversation this long (reconnecting
+    # within it changes nothing for the person); then the assistant answers again.
+    counsellor_grace_s: float = Field(default=60.0, ge=0)
 
     # REST request bodies larger than this are refused with 413 before they are parsed.
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
