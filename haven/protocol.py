@@ -106,7 +106,44 @@ class Resume(_ClientFrame):
     ]
 
 
-ClientFrame = SessionMessage | Ping | Cancel | Auth | Resume
+class Join(_ClientFrame):
+    """Counsellors only: join a conversation of the queue. The counsellor gets
+    `session_history`, then every event of that session; the person gets `counsellor_joined`,
+    and the assistant stops replying until the counsellor leaves."""
+
+    type: Literal["join"]
+    session_id: Identifier = Field(
+        description="A conversation in the queue (`GET /counsellor/queue`). Any other id gets "
+        "`not_found`; one another counsellor is in gets `already_joined`."
+    )
+
+
+class CounsellorSay(_ClientFrame):
+    """Counsellors only: write to the person of a conversation one has joined."""
+
+    type: Literal["counsellor_message"]
+    session_id: Identifier = Field(description="A conversation this counsellor has joined.")
+    message_text: Annotated[str, StringConstraints(max_length=MESSAGE_TEXT_CEILING)] = Field(
+        description="What the counsellor wrote, with the limits of `session_message`. Text the "
+        "output screen stops (method or means detail) is not sent: `unsafe_message`."
+    )
+    client_message_id: Identifier | None = Field(
+        default=None,
+        description="Chosen by the client, one per message: resending it never stores or "
+        "sends a second message (the counsellor gets the stored one again, `duplicate: true`).",
+    )
+
+
+class Leave(_ClientFrame):
+    """Counsellors only: leave a conversation; the assistant answers again."""
+
+    type: Literal["leave"]
+    session_id: Identifier = Field(description="A conversation this counsellor has joined.")
+
+
+ClientFrame = SessionMessage | Ping | Cancel | Auth | Resume | Join | CounsellorSay | Leave
+# Frames only a counsellor's token may send; anyone else gets `forbidden`, the socket stays open.
+COUNSELLOR_FRAMES = (Join, CounsellorSay, Leave)
 ClientMessage = Annotated[ClientFrame, Field(discriminator="type")]
 _client_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientMessage)
 
@@ -131,7 +168,7 @@ def parse_client_object(data: object, *, max_message_chars: int) -> ClientFrame:
         message = _client_adapter.validate_python(data)
     except ValidationError as exc:
         raise _invalid_from(exc) from None
-    if isinstance(message, SessionMessage):
+    if isinstance(message, SessionMessage | CounsellorSay):
         if not message.message_text.strip():
             raise InvalidMessage("empty_message", "message_text must not be empty.")
         if len(message.message_text) > max_message_chars:
@@ -375,6 +412,103 @@ class Authenticated(ServerEventBase):
     expires_at: str = Field(description="When the new token expires (ISO-8601 UTC).")
 
 
+class CounsellorRef(BaseModel):
+    """A counsellor as the person sees them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    display_name: str = Field(description="Their display name, else their username.")
+
+
+class CounsellorJoined(ServerEventBase):
+    """A counsellor joined the conversation: until `counsellor_left`, they answer, not the
+    assistant. Also sent to a socket that connects while a counsellor is present."""
+
+    type: Literal["counsellor_joined"] = "counsellor_joined"
+    session_id: str = Field(description="The conversation.")
+    counsellor: CounsellorRef = Field(description="Who joined.")
+
+
+class CounsellorLeft(ServerEventBase):
+    """The counsellor left the conversation: the assistant answers again from the next
+    message."""
+
+    type: Literal["counsellor_left"] = "counsellor_left"
+    session_id: str = Field(description="The conversation.")
+    counsellor: CounsellorRef = Field(description="Who left.")
+    reason: Literal["left", "timed_out"] = Field(
+        description="`left`: they chose to; `timed_out`: their connection was gone longer "
+        "than the grace period."
+    )
+
+
+class CounsellorText(BaseModel):
+    """A counsellor's message, as stored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="The stored message's id.")
+    text: str = Field(description="What the counsellor wrote.")
+    counsellor: CounsellorRef = Field(description="Who wrote it.")
+
+
+class CounsellorMessageEvent(ServerEventBase):
+    """A counsellor wrote in the conversation: show it as theirs, not the assistant's."""
+
+    type: Literal["counsellor_message"] = "counsellor_message"
+    session_id: str = Field(description="The conversation.")
+    message: CounsellorText = Field(description="The message.")
+    client_message_id: str | None = Field(
+        default=None, description="The counsellor client's id for it, when it gave one."
+    )
+    duplicate: bool | None = Field(
+        default=None,
+        description="`true` when this repeats an already stored message (same "
+        "`client_message_id`); sent only to the counsellor's socket that resent it.",
+    )
+
+
+class HistoryMessage(BaseModel):
+    """One stored message of a conversation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="The stored message's id.")
+    role: Literal["user", "assistant", "counsellor"] = Field(
+        description="`user` (the person), `assistant` or `counsellor`."
+    )
+    text: str = Field(description="The message.")
+    created_at: str = Field(description="When it was stored (ISO-8601 UTC).")
+    risk_level: str | None = Field(
+        default=None, description="The assessed risk of a person's message, once known."
+    )
+    counsellor: CounsellorRef | None = Field(
+        default=None, description="Who wrote a `counsellor` message."
+    )
+
+
+class SessionHistory(ServerEventBase):
+    """To the counsellor who joined: the conversation so far, oldest first. Every later event
+    of the session follows it."""
+
+    type: Literal["session_history"] = "session_history"
+    session_id: str = Field(description="The conversation.")
+    display_name: str = Field(description="How to address the person; nothing else of theirs.")
+    messages: list[HistoryMessage] = Field(description="The stored messages, oldest first.")
+
+
+class EscalationQueued(ServerEventBase):
+    """To every connected counsellor: a conversation escalated and is in the queue."""
+
+    type: Literal["escalation_queued"] = "escalation_queued"
+    session_id: str = Field(description="The conversation.")
+    risk_level: str = Field(description="`critical`, `high` or `unknown` (not assessed).")
+    last_escalation_at: str = Field(description="When it escalated (ISO-8601 UTC).")
+    display_name: str = Field(description="How to address the person; nothing else of theirs.")
+    joined_by: str | None = Field(
+        default=None, description="The display name of the counsellor in it; absent when none."
+    )
+
 ServerEvent = Annotated[
     Connection
     | UserMessageEvent
@@ -386,6 +520,11 @@ ServerEvent = Annotated[
     | Pong
     | TokenExpiring
     | Resumed
-    | Authenticated,
+    | Authenticated
+    | CounsellorJoined
+    | CounsellorLeft
+    | CounsellorMessageEvent
+    | SessionHistory
+    | EscalationQueued,
     Field(discriminator="type"),
 ]

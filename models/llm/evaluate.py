@@ -35,10 +35,12 @@ MAX_NEW_TOKENS = 160
 DEFAULT_INTENT = "validate"  # what the service uses when no intent is planned
 
 
-async def reply_for(backend: Any, messages: list[dict[str, str]], seed: int, shape: int) -> str:
+async def reply_for(
+    backend: Any, messages: list[dict[str, str]], seed: int, shape: int, temperature: float = 0.7
+) -> str:
     from models.llm.generation import GenerationParams
 
-    params = GenerationParams(max_new_tokens=MAX_NEW_TOKENS, seed=seed)
+    params = GenerationParams(max_new_tokens=MAX_NEW_TOKENS, seed=seed, temperature=temperature)
     bound = ReplyShape(shape) if shape > 0 else None
     text = ""
     stream = backend.stream(messages, params)
@@ -70,7 +72,9 @@ def gold_perplexity(backend: Any, messages: list[dict[str, str]], gold: str) -> 
     return math.exp(float(nll))
 
 
-def evaluate(backend: Any, cases: list[EvalCase], seed: int, shape: int) -> list[dict[str, Any]]:
+def evaluate(
+    backend: Any, cases: list[EvalCase], seed: int, shape: int, temperature: float = 0.7
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for index, case in enumerate(cases):
         intent = resolve_intent(case.intent or DEFAULT_INTENT)
@@ -79,7 +83,9 @@ def evaluate(backend: Any, cases: list[EvalCase], seed: int, shape: int) -> list
             tokenizer=backend.tokenizer, max_prompt_tokens=MAX_PROMPT_TOKENS,
         )  # fmt: skip
         # One seed per context: a rerun reproduces each reply however many contexts precede it.
-        reply = asyncio.run(reply_for(backend, messages, seed * 100_003 + index, shape))
+        reply = asyncio.run(
+            reply_for(backend, messages, seed * 100_003 + index, shape, temperature)
+        )
         gold = gold_perplexity(backend, messages, case.reply) if case.reply else None
         rows.append({"reply": reply, "intent": intent, "words": metrics.words(reply),
                      "gold_ppl": None if gold is None else round(gold, 3)})  # fmt: skip
@@ -151,11 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     backend = TransformersBackend.load(_model_path(args), threads=args.threads)
     try:
-        rows = evaluate(backend, cases, args.seed, args.max_sentences)
+        rows = evaluate(backend, cases, args.seed, args.max_sentences, args.temperature)
     finally:
         backend.close()
     summary = summarise(cases, rows, MiniLMEncoder(threads=args.threads))
     summary["model"] = _model_path(args).name
+    summary["temperature"] = args.temperature
     summary["seconds"] = round(time.perf_counter() - started, 1)
     write_lines(args.out, [*rows, summary])
     print(json.dumps(summary))

@@ -42,6 +42,12 @@ def parse_args(argv: list[str] | None, doc: str | None) -> argparse.Namespace:
         help="reply bound in sentences (models.llm.reply_shape); 0: no bound",
     )
     parser.add_argument(
+        "--temperature",
+        type=float,
+        default=0.7,
+        help="sampling temperature (serve_config.yaml's default 0.7); 0: greedy",
+    )
+    parser.add_argument(
         "--export-esconv",
         choices=("train", "valid"),
         default=None,
