@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from haven.risk import RiskLevel
+from models.safety import rules_i18n
+from models.safety.content import fold
 
 FIRST = r"\bi(?:'?m|'?ve|'?ll| am| have| will)?\b"
 PILLS = (
@@ -46,7 +48,8 @@ GOODBYE_EXCUSES = (
 )
 NEGATION = re.compile(
     r"\b(?:not|never|no|don'?t|didn'?t|won'?t|wouldn'?t|isn'?t|wasn'?t|what if|if i ever|"
-    r"dreamt|dreamed|dream|story|novel|movie|film|character|song)\b[^.!?,;]*$"
+    rf"dreamt|dreamed|dream|story|novel|movie|film|character|song|{rules_i18n.NEGATION_WORDS})"
+    r"\b[^.!?,;]*$"
 )
 
 
@@ -190,6 +193,14 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# Spanish, French, German and Portuguese (`rules_i18n`), read on the folded text.
+I18N_RULES: tuple[Rule, ...] = tuple(
+    _rule(reason, RiskLevel(level), pattern, requires, excludes)
+    for reason, level, pattern, requires, excludes in rules_i18n.PATTERNS
+)
+I18N_TRIGGER = re.compile(rules_i18n.TRIGGER)
+
+
 def normalise(text: str) -> str:
     text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
     text = re.sub(r"\btonite\b", "tonight", text)
@@ -208,12 +219,19 @@ def _fires(rule: Rule, text: str) -> bool:
     return False
 
 
-def check_text(text: str) -> Hit | None:
-    norm = normalise(text)
-    for rule in RULES:
-        if _fires(rule, norm):
+def _first(rules: Sequence[Rule], text: str) -> Hit | None:
+    for rule in rules:
+        if _fires(rule, text):
             return Hit(rule.level, rule.reason)
     return None
+
+
+def check_text(text: str) -> Hit | None:
+    """The most severe rule that fires, English or another language's (English first on ties)."""
+    folded = fold(text)
+    other = _first(I18N_RULES, folded) if I18N_TRIGGER.search(folded) else None
+    hits = [h for h in (_first(RULES, normalise(text)), other) if h]
+    return max(hits, key=lambda h: h.level.rank) if hits else None
 
 
 def check(text: str, context: Sequence[str] = ()) -> Hit | None:

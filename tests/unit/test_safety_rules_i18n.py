@@ -1,0 +1,124 @@
+"""The rule layer in Spanish, French, German and Portuguese: explicit plans, means, timing and
+attempts raise; negation, laughter and each language's figurative speech do not."""
+
+from __future__ import annotations
+
+import pytest
+
+from haven.risk import RiskLevel
+from models.safety import rules
+
+C, H = RiskLevel.CRITICAL, RiskLevel.HIGH
+RAISED = {
+    "es": [
+        ("Voy a tomarme todas las pastillas esta noche", C, "plan_with_timing"),
+        ("Me voy a matar esta noche, ya no aguanto más", C, "plan_with_timing"),
+        ("Esta noche me mato.", C, "plan_with_timing"),
+        ("Me tomé todas las pastillas del bote", C, "attempt_in_progress"),
+        ("Estoy en el puente y voy a saltar", C, "at_location"),
+        ("La soga ya está lista", C, "means_ready"),
+        ("Escribí mi carta de despedida", C, "final_goodbye"),
+        ("He decidido suicidarme", H, "stated_intent"),
+        ("Intenté matarme la semana pasada", H, "recent_attempt"),
+    ],
+    "fr": [
+        ("Je vais me tuer ce soir", C, "plan_with_timing"),
+        ("je vais en finir cette nuit", C, "plan_with_timing"),
+        ("J'ai pris toutes mes pilules", C, "attempt_in_progress"),
+        ("Je suis sur le pont et je vais sauter", C, "at_location"),
+        ("La corde est prête", C, "means_ready"),
+        ("J'ai écrit ma lettre d'adieu", C, "final_goodbye"),
+        ("Je vais me suicider", H, "stated_intent"),
+        ("J'ai essayé de me suicider le mois dernier", H, "recent_attempt"),
+    ],
+    "de": [
+        ("Ich werde mich heute Nacht umbringen", C, "plan_with_timing"),
+        ("Ich bringe mich heute um", C, "plan_with_timing"),
+        ("Ich habe alle meine Tabletten genommen", C, "attempt_in_progress"),
+        ("Ich stehe auf der Brücke und werde springen", C, "at_location"),
+        ("Das Seil ist bereit", C, "means_ready"),
+        ("Ich habe meinen Abschiedsbrief geschrieben", C, "final_goodbye"),
+        ("ich werde mich umbringen", H, "stated_intent"),
+        ("Ich habe versucht, mich umzubringen", H, "recent_attempt"),
+    ],
+    "pt": [
+        ("Vou me matar hoje à noite", C, "plan_with_timing"),
+        ("vou matar-me agora", C, "plan_with_timing"),
+        ("Tomei todos os meus comprimidos", C, "attempt_in_progress"),
+        ("Estou na ponte e vou pular", C, "at_location"),
+        ("A corda já está pronta", C, "means_ready"),
+        ("Escrevi minha carta de despedida", C, "final_goodbye"),
+        ("Vou me matar", H, "stated_intent"),
+        ("Tentei me matar semana passada", H, "recent_attempt"),
+    ],
+}
+QUIET = {
+    "es": [
+        "No voy a matarme esta noche, solo necesitaba desahogarme",
+        "me voy a matar de risa con este video jajaja",
+        "si suspendo me voy a matar",
+        "este calor me está matando",
+        "me muero de vergüenza",
+        "esta noche me voy a tirar a la piscina del hotel",
+        "estoy en el puente sacando fotos del atardecer",
+        "me tomé todas las vitaminas de la mañana",
+        "intenté suicidarme hace años, hoy estoy bien",
+    ],
+    "fr": [
+        "je ne vais pas me tuer ce soir, promis",
+        "ce boulot me tue",
+        "je vais me tuer à la tâche ce soir pour finir ce dossier",
+        "je suis sur le pont du bateau, la vue est magnifique",
+        "j'ai pris toutes mes affaires pour le week-end",
+        "je vais me tuer de rire mdr",
+    ],
+    "de": [
+        "Ich werde mich heute um die Kinder kümmern",
+        "ich werde mich nicht umbringen, keine Sorge",
+        "Ich werde heute ins Schwimmbad springen",
+        "ich bring mich um vor lachen",
+        "Ich werde heute von der Arbeit nach Hause gehen",
+        "die Arbeit bringt mich noch um",
+        "ich stehe auf der Brücke und mache Fotos",
+    ],
+    "pt": [
+        "vou me matar de estudar hoje kkkk",
+        "Não vou me matar hoje",
+        "esse calor está me matando",
+        "tomei todos os meus remédios da pressão como o médico mandou, tudo certo",
+        "estou na ponte tirando foto da vista",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "level", "reason"),
+    [item for items in RAISED.values() for item in items],
+)
+def test_explicit_statements_in_other_languages_raise(
+    text: str, level: RiskLevel, reason: str
+) -> None:
+    assert rules.check(text) == rules.Hit(level, reason)
+
+
+@pytest.mark.parametrize("text", [t for texts in QUIET.values() for t in texts])
+def test_negation_laughter_and_idioms_in_other_languages_stay_quiet(text: str) -> None:
+    assert rules.check(text) is None
+
+
+def test_every_language_has_cases_for_each_signal() -> None:
+    for language in ("es", "fr", "de", "pt"):
+        reasons = {reason for _, _, reason in RAISED[language]}
+        assert {"plan_with_timing", "attempt_in_progress", "means_ready", "at_location"} <= reasons
+        assert len(QUIET[language]) >= 5
+
+
+def test_accents_do_not_matter() -> None:
+    assert rules.check("la soga ya esta lista") == rules.check("La soga ya está lista")
+    assert rules.check("ich stehe auf der brucke und werde springen") is not None
+
+
+def test_context_in_another_language_completes_a_plan() -> None:
+    context = ["tengo las pastillas guardadas", "nadie se va a dar cuenta"]
+    assert rules.check("voy a tomarme todas las pastillas") is None
+    assert rules.check("voy a tomarme todas las pastillas esta noche", context) is not None
