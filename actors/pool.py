@@ -25,6 +25,7 @@ from deployments.clients import ServeReplyGenerator, ServeRiskAssessor
 from haven.errors import HavenError
 from haven.protocol import ClientFrame
 from haven.settings import Settings
+from haven.storage.master_key import master_keys
 from haven.storage.store import Store
 
 # Every open socket holds one concurrent call (its event stream) on its host.
@@ -65,7 +66,7 @@ class ConnectionHost:
     ) -> None:
         from models.safety.output_screen import unsafe_reply
 
-        self._store = Store.from_url(settings.resolved_database_url)
+        self._store = Store.from_url(settings.resolved_database_url, master_keys(settings))
         self._core = ConnectionHostCore(
             settings,
             self._store,

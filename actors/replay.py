@@ -51,9 +51,13 @@ class ReplayLog:
         # Numbering starts at 1, so `last_seq=0` means "everything".
         self._next = max(start, 1)
         self._floor = await self._events.floor(self._user_id)
-        recent = await self._events.recent(
+        found = await self._events.recent(
             self._user_id, newer_than=self._cutoff(), limit=self._max_events + 1
         )
+        # An entry refused by its integrity check is missing: resuming from before it is not
+        # a complete replay.
+        self._floor = max(self._floor, found.refused_up_to)
+        recent = [e for e in found.events if e.seq > self._floor]
         if len(recent) > self._max_events:
             self._floor = max(self._floor, recent[0].seq)
             recent = recent[1:]

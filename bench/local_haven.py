@@ -8,6 +8,7 @@ when the `with` block ends.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -63,6 +64,7 @@ def server_settings(data_dir: Path, model_cache_dir: Path) -> dict[str, Any]:
         **BENCH_SETTINGS,
         "environment": "test",
         "jwt_secret": secrets.token_urlsafe(48),
+        "master_key": base64.b64encode(secrets.token_bytes(32)).decode(),
         "data_dir": str(data_dir),
         "database_url": f"sqlite+aiosqlite:///{data_dir / 'haven.db'}",
         "model_cache_dir": str(model_cache_dir.resolve()),

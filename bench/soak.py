@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -422,6 +423,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "settings": {
                 "environment": "test",
                 "jwt_secret": SECRET,
+                "master_key": base64.b64encode(os.urandom(32)).decode(),
                 "data_dir": data_dir,
                 "database_url": database_url,
                 "model_cache_dir": str(REPO_ROOT / ".cache" / "models"),

@@ -22,6 +22,7 @@ from haven.auth import TokenService, signing_secret
 from haven.errors import CloseCode
 from haven.logging_context import send_to_serve_log
 from haven.settings import Settings
+from haven.storage.master_key import master_keys
 from haven.storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class Gateway:
         settings = self._settings
         services = GatewayServices(
             settings=settings,
-            store=Store.from_url(settings.resolved_database_url),
+            store=Store.from_url(settings.resolved_database_url, master_keys(settings)),
             tokens=TokenService(signing_secret(settings), settings.access_token_ttl_s),
             connections=self._connections,
             readiness=self._ready,

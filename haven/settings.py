@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -9,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
+MASTER_KEY_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -20,6 +22,14 @@ class Settings(BaseSettings):
     database_url: str = ""
 
     jwt_secret: SecretStr | None = None
+    # The master key that wraps each user's data key (`haven.storage.master_key`): base64 of 32
+    # bytes. Outside development it must be set; in development one is generated into
+    # `data_dir`. While `haven keys rotate` runs, the old key goes in `master_key_previous`.
+    master_key: SecretStr | None = None
+    master_key_previous: SecretStr | None = None
+    # Conversations whose last message is older than this many days are deleted; None keeps
+    # them until the person deletes them or their account.
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
     access_token_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
     # The seed documents the unprefixed name; both are accepted.
@@ -101,7 +111,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
+        # Checked here rather than per field: a field's error would quote the key it refused.
+        for name in ("master_key", "master_key_previous"):
+            value: SecretStr | None = getattr(self, name)
+            if value is not None and value.get_secret_value():
+                _check_master_key(value.get_secret_value(), f"HAVEN_{name.upper()}")
         if self.environment != "development":
+            if self.master_key is None or not self.master_key.get_secret_value():
+                raise ValueError(
+                    "HAVEN_MASTER_KEY (base64 of 32 random bytes) must be set outside "
+                    f"development (environment={self.environment})"
+                )
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
             if len(secret) < MIN_SECRET_LENGTH:
                 raise ValueError(
@@ -115,3 +135,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'haven.db').resolve()}"
+
+
+def _check_master_key(value: str, name: str) -> None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raise ValueError(f"{name} must be base64") from None
+    if len(raw) != MASTER_KEY_BYTES:
+        raise ValueError(f"{name} must be {MASTER_KEY_BYTES} bytes, base64-encoded")

@@ -8,6 +8,7 @@ reason, except where CI or HAVEN_REQUIRE_POSTGRES is set: there they fail.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,11 @@ import pytest
 
 from haven.storage.database import safe_url
 from tests import postgres as pg
+
+# Every test process (and what it starts: servers, Ray workers) seals stored text under this
+# master key unless a test sets another; outside development one is required.
+TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+os.environ.setdefault("HAVEN_MASTER_KEY", TEST_MASTER_KEY)
 
 DATABASE_BACKENDS = ("sqlite", "postgresql")
 # For a test that uses the app but never reaches storage, where a second run would only cost time.

@@ -261,3 +261,23 @@ def start() -> Postgres:
         server.stop()
         raise
     return server
+
+
+def dump(url: str) -> bytes:
+    """`pg_dump` of the database at `url` (plain SQL, data included), as the bytes it wrote."""
+    parsed = make_url(url)
+    bindir = find_bindir()
+    pg_dump = str(bindir / "pg_dump") if bindir else shutil.which("pg_dump")
+    if pg_dump is None:
+        raise PostgresUnavailable("pg_dump not found")
+    host = parsed.query.get("host") or parsed.host or ""
+    command = [pg_dump, "--no-owner", "-h", str(host), "-U", parsed.username or SUPERUSER]
+    if parsed.port:
+        command += ["-p", str(parsed.port)]
+    env = os.environ | ({"PGPASSWORD": parsed.password} if parsed.password else {})
+    result = subprocess.run(
+        [*command, str(parsed.database)], capture_output=True, env=env, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"pg_dump failed: {result.stderr.decode(errors='replace')[-2000:]}")
+    return result.stdout

@@ -98,6 +98,9 @@ def _install_sqlite_listeners(engine: AsyncEngine) -> None:
             cursor.execute("PRAGMA foreign_keys=ON")
             # A stored message must survive a power cut, not only a process crash.
             cursor.execute("PRAGMA synchronous=FULL")
+            # Deleted rows (an erased account, a rewritten one) are overwritten with zeros
+            # rather than left readable in free pages of the file.
+            cursor.execute("PRAGMA secure_delete=ON")
         finally:
             cursor.close()
 

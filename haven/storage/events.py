@@ -3,18 +3,27 @@
 Sequence numbers come from a per-user counter reserved in blocks (`users.event_seq_reserved`), so
 a ConnectionActor rebuilt after its host died starts above any number the old one handed out,
 even numbers it never wrote to the log (streamed chunks are not logged).
+
+Frames carry what people wrote, so each is sealed under its user's data key like a message's
+text, bound to its row (user, number, session).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from haven.errors import StoredDataUnreadable
 from haven.storage.database import write_transaction
+from haven.storage.keys import UserKeys
+from haven.storage.sealed import event_identity
 from haven.storage.tables import User, UserEvent
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,9 +34,18 @@ class LoggedEvent:
     payload: str
 
 
+@dataclass(frozen=True)
+class RecentEvents:
+    events: list[LoggedEvent]
+    # The highest number among entries that failed their integrity check and were left out
+    # (0: none): a resume from before it cannot be complete.
+    refused_up_to: int = 0
+
+
 class EventLog:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, keys: UserKeys) -> None:
         self._engine = engine
+        self._keys = keys
 
     async def reserve(self, user_id: str, block: int) -> tuple[int, int]:
         """Reserves `block` sequence numbers: returns [start, end) with start above all earlier."""
@@ -46,30 +64,50 @@ class EventLog:
     async def append(self, user_id: str, events: list[LoggedEvent]) -> None:
         if not events:
             return
+        sealer = await self._keys.for_writing(user_id)
         rows = [
             {
                 "user_id": user_id,
                 "seq": e.seq,
                 "session_id": e.session_id,
                 "created_at": e.created_at,
-                "payload": e.payload,
+                "payload_sealed": sealer.seal(
+                    e.payload, event_identity(user_id, e.seq, e.session_id)
+                ),
             }
             for e in events
         ]
         async with self._engine.begin() as conn:
             await conn.execute(insert(UserEvent), rows)
 
-    async def recent(self, user_id: str, *, newer_than: datetime, limit: int) -> list[LoggedEvent]:
-        """The user's last `limit` events created after `newer_than`, oldest first."""
+    async def recent(self, user_id: str, *, newer_than: datetime, limit: int) -> RecentEvents:
+        """The user's last `limit` events created after `newer_than`, oldest first. An entry
+        that fails its integrity check is reported and left out, never replayed."""
         stmt = (
-            select(UserEvent.seq, UserEvent.created_at, UserEvent.session_id, UserEvent.payload)
+            select(
+                UserEvent.seq, UserEvent.created_at, UserEvent.session_id, UserEvent.payload_sealed
+            )
             .where(UserEvent.user_id == user_id, UserEvent.created_at > newer_than)
             .order_by(UserEvent.seq.desc())
             .limit(limit)
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [LoggedEvent(r.seq, r.created_at, r.session_id, r.payload) for r in reversed(rows)]
+        if not rows:
+            return RecentEvents([])
+        events: list[LoggedEvent] = []
+        refused = 0
+        for r in reversed(rows):
+            what = f"user_events[{user_id}, {r.seq}]"
+            try:
+                sealer = await self._keys.for_reading(user_id, what)
+                identity = event_identity(user_id, r.seq, r.session_id)
+                payload = sealer.open_(r.payload_sealed, identity, what=what)
+            except StoredDataUnreadable:
+                refused = r.seq
+                continue
+            events.append(LoggedEvent(r.seq, r.created_at, r.session_id, payload))
+        return RecentEvents(events, refused)
 
     async def floor(self, user_id: str) -> int:
         """The highest sequence number dropped from the log (0: nothing dropped yet)."""

@@ -20,25 +20,31 @@ from alembic.config import Config
 
 from haven.settings import Settings
 from haven.storage.database import ensure_sqlite_dir, safe_url
+from haven.storage.master_key import MasterKeys
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, master_keys: MasterKeys | None = None) -> Config:
+    """`master_keys` seal existing rows (0007); by default those the environment configures."""
     config = Config()
     # Config values pass through ConfigParser interpolation, where "%" is special.
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     # Kept out of the ConfigParser altogether: a URL-encoded password contains "%".
     config.attributes["database_url"] = database_url
+    if master_keys is not None:
+        config.attributes["master_keys"] = master_keys
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(
+    database_url: str, revision: str = "head", master_keys: MasterKeys | None = None
+) -> None:
     """Migrates the database to `revision`; a no-op when it is there already."""
     ensure_sqlite_dir(database_url)
-    config = alembic_config(database_url)
+    config = alembic_config(database_url, master_keys)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -1,7 +1,8 @@
 """Every read and write of users, chat sessions and messages.
 
-Message text is health data: nothing else in Haven touches the `messages` table, so encryption at
-rest, export and erasure can later be added here alone.
+Message text is health data: nothing else in Haven touches the `messages` table. Its text is
+sealed here on the way in and opened on the way out (`haven.storage.keys`, `haven.storage.crypto`),
+so no plain text reaches a SQL parameter, and every caller still sees plain `MessageRecord`s.
 
 Ownership is part of every session query (`WHERE id = :session AND user_id = :user`), and a
 session that exists but belongs to someone else gets the same `SessionNotFound` as one that does
@@ -16,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from types import TracebackType
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import RowMapping, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,6 +27,8 @@ from haven.roles import DEFAULT_ROLE, Role
 from haven.storage.audit import AuditLog
 from haven.storage.database import create_engine, write_transaction
 from haven.storage.events import EventLog
+from haven.storage.keys import UserKeys
+from haven.storage.master_key import MasterKeys, configured_master_keys
 from haven.storage.presence import PresenceLog
 from haven.storage.queue import CounsellorQueue
 from haven.storage.records import (
@@ -36,6 +39,7 @@ from haven.storage.records import (
     UserRecord,
 )
 from haven.storage.revocations import Revocations
+from haven.storage.sealed import message_identity
 from haven.storage.tables import ChatSession, Message, User
 from haven.storage.throttle import ThrottleCounters
 
@@ -53,7 +57,8 @@ _MESSAGE_COLUMNS = (
     Message.id,
     Message.session_id,
     Message.role,
-    Message.text,
+    Message.text_sealed,
+    Message.user_id,
     Message.intent,
     Message.risk_level,
     Message.created_at,
@@ -96,9 +101,12 @@ def _risk_level(value: str | None) -> RiskLevel | None:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, master_keys: MasterKeys | None = None) -> None:
+        """`master_keys`: by default those the environment configures (`HAVEN_MASTER_KEY`, or
+        in development the generated one)."""
         self._engine = engine
-        self.events = EventLog(engine)
+        self.keys = UserKeys(engine, master_keys or configured_master_keys())
+        self.events = EventLog(engine, self.keys)
         self.audit = AuditLog(engine)
         self.revocations = Revocations(engine)
         self.throttle = ThrottleCounters(engine)
@@ -106,8 +114,8 @@ class Store:
         self.presence = PresenceLog(engine)
 
     @classmethod
-    def from_url(cls, url: str) -> Store:
-        return cls(create_engine(url))
+    def from_url(cls, url: str, master_keys: MasterKeys | None = None) -> Store:
+        return cls(create_engine(url), master_keys)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -293,7 +301,16 @@ class Store:
             .where(Message.session_id == sid)
             .scalar_subquery()
         )
-        values = record.model_dump(mode="python") | {"user_id": user_id, "seq": next_seq}
+        try:
+            sealer = await self.keys.for_writing(user_id)
+        except LookupError:
+            raise SessionNotFound() from None  # the user is gone, and with them every session
+        sealed = sealer.seal(record.text, message_identity(mid, user_id, sid, role))
+        values = record.model_dump(mode="python", exclude={"text"}) | {
+            "user_id": user_id,
+            "seq": next_seq,
+            "text_sealed": sealed,
+        }
         try:
             async with self._write_transaction() as conn:
                 if (await conn.execute(owned)).first() is None:
@@ -316,7 +333,7 @@ class Store:
         )
         async with self._engine.connect() as conn:
             row = (await conn.execute(stmt)).mappings().one_or_none()
-        return MessageRecord.model_validate(row) if row is not None else None
+        return await self._opened(row) if row is not None else None
 
     async def reply_to(self, user_id: str, message: MessageRecord) -> MessageRecord | None:
         """The assistant message stored right after `message` in its session, if any."""
@@ -329,7 +346,7 @@ class Store:
         )
         async with self._engine.connect() as conn:
             row = (await conn.execute(stmt)).mappings().one_or_none()
-        return MessageRecord.model_validate(row) if row is not None else None
+        return await self._opened(row) if row is not None else None
 
     async def list_messages(
         self, user_id: str, session_id: str, limit: int | None = None
@@ -352,7 +369,16 @@ class Store:
             if (await conn.execute(owned)).first() is None:
                 raise SessionNotFound()
             rows = (await conn.execute(newest_first)).mappings().all()
-        return [MessageRecord.model_validate(row) for row in reversed(rows)]
+        return [await self._opened(row) for row in reversed(rows)]
+
+    async def _opened(self, row: RowMapping) -> MessageRecord:
+        """The record of a `_MESSAGE_COLUMNS` row, its text opened; StoredDataUnreadable
+        (reported) for a text that was altered or moved from another row."""
+        what = f"messages[{row['id']}]"
+        sealer = await self.keys.for_reading(row["user_id"], what)
+        identity = message_identity(row["id"], row["user_id"], row["session_id"], row["role"])
+        text = sealer.open_(row["text_sealed"], identity, what=what)
+        return MessageRecord.model_validate(dict(row) | {"text": text})
 
     async def set_risk_level(self, message_id: str, risk_level: str) -> None:
         """Records the assessed risk of a stored message; a message deleted since is ignored."""

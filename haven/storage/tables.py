@@ -12,6 +12,7 @@ from sqlalchemy import (
     Dialect,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -121,7 +122,9 @@ class Message(Base):
     # is the only total order of a conversation; unique per session, assigned at insert.
     seq: Mapped[int] = mapped_column(Integer, nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
-    text: Mapped[str] = mapped_column(Text, nullable=False)
+    # The message's text, sealed under its user's data key (`haven.storage.sealed`); the
+    # plain text is never stored.
+    text_sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     intent: Mapped[str | None] = mapped_column(Text, nullable=True)
     risk_level: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
@@ -157,7 +160,24 @@ class UserEvent(Base):
         index=True,
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    # The event's frame, sealed like a message's text: frames carry what was written.
+    payload_sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class UserKey(Base):
+    """A user's data key, wrapped by a master key (`haven.storage.keys`). Deleting the row
+    (with the user) leaves every sealed value of that user unreadable wherever it was copied."""
+
+    __tablename__ = "user_keys"
+
+    user_id: Mapped[str] = mapped_column(
+        String(UUID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Which master key wrapped it (`haven.storage.master_key.key_id`), so a rotation knows
+    # what it has re-wrapped.
+    master_key_id: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class RevokedToken(Base):
@@ -180,9 +200,11 @@ class Escalation(Base):
     __tablename__ = "escalations"
 
     id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False, index=True)
-    session_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False)
-    message_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False)
+    # None once the person erased their account: the record still counts in the report, but
+    # no longer leads to anyone.
+    user_id: Mapped[str | None] = mapped_column(String(UUID_LENGTH), nullable=True, index=True)
+    session_id: Mapped[str | None] = mapped_column(String(UUID_LENGTH), nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(UUID_LENGTH), nullable=True)
     risk_level: Mapped[str] = mapped_column(String(16), nullable=False)
     scores: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: level -> probability
     model_id: Mapped[str] = mapped_column(Text, nullable=False)
@@ -217,7 +239,8 @@ class CounsellorRead(Base):
 
     id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
     counsellor_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False, index=True)
-    session_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False, index=True)
+    # None once the person whose conversation it was erased their account.
+    session_id: Mapped[str | None] = mapped_column(String(UUID_LENGTH), nullable=True, index=True)
     # What was read: "queue" (listed with its level and the display name).
     action: Mapped[str] = mapped_column(String(32), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from actors.replay import ReplayLog
 from haven.protocol import Pong
-from haven.storage.events import LoggedEvent
+from haven.storage.events import LoggedEvent, RecentEvents
 
 
 class SlowEventLog:
@@ -25,8 +25,8 @@ class SlowEventLog:
     async def floor(self, user_id: str) -> int:
         return 0
 
-    async def recent(self, user_id: str, *, newer_than: datetime, limit: int) -> list[LoggedEvent]:
-        return []
+    async def recent(self, user_id: str, *, newer_than: datetime, limit: int) -> RecentEvents:
+        return RecentEvents([])
 
     async def append(self, user_id: str, events: list[LoggedEvent]) -> None:
         await asyncio.sleep(0)
