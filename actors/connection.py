@@ -25,6 +25,7 @@ from haven import metrics
 from haven.backends import ReplyGenerator, RiskAssessor
 from haven.crisis_resources import resources_for
 from haven.errors import (
+    AccountDeleted,
     Busy,
     CloseCode,
     ConnectingTooOften,
@@ -178,6 +179,18 @@ class ConnectionActor:
                 self.close_socket(socket_id, LoggedOut())
                 closed += 1
         return closed
+
+    def erase(self) -> int:
+        """The account was erased: the messages waiting for a turn are dropped, nothing more
+        of this user is logged for replay, and every socket closes with `account_deleted`
+        (4010). Returns how many sockets were closed."""
+        while not self._pending.empty():
+            self._pending.get_nowait()
+        self.replay.discard()
+        sockets = list(self._sockets)
+        for socket_id in sockets:
+            self.close_socket(socket_id, AccountDeleted())
+        return len(sockets)
 
     def close_socket(self, socket_id: str, error: HavenError) -> None:
         socket = self._sockets.get(socket_id)

@@ -46,6 +46,10 @@ class Connections(Protocol):
 
     async def revoke(self, user_id: str, jti: str) -> int: ...
 
+    async def erase(self, user_id: str) -> int:
+        """The user's account was erased: closes all their sockets (4010)."""
+        ...
+
     async def detach(self, user_id: str, socket_id: str) -> None: ...
 
 
@@ -160,6 +164,10 @@ class ConnectionHostCore:
     async def revoke(self, user_id: str, jti: str) -> int:
         actor = self._actors.get(user_id)
         return actor.revoke(jti) if actor is not None else 0
+
+    async def erase(self, user_id: str) -> int:
+        actor = self._actors.get(user_id)
+        return actor.erase() if actor is not None else 0
 
     async def detach(self, user_id: str, socket_id: str) -> None:
         actor = self._actors.get(user_id)

@@ -111,6 +111,9 @@ class ConnectionHost:
     async def revoke(self, user_id: str, jti: str) -> int:
         return await self._core.revoke(user_id, jti)
 
+    async def erase(self, user_id: str) -> int:
+        return await self._core.erase(user_id)
+
     async def detach(self, user_id: str, socket_id: str) -> None:
         await self._core.detach(user_id, socket_id)
 
@@ -188,6 +191,10 @@ class RayConnections:
 
     async def revoke(self, user_id: str, jti: str) -> int:
         result: int = await self.host_for(user_id).revoke.remote(user_id, jti)
+        return result
+
+    async def erase(self, user_id: str) -> int:
+        result: int = await self.host_for(user_id).erase.remote(user_id)
         return result
 
     async def detach(self, user_id: str, socket_id: str) -> None:

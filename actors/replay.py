@@ -83,6 +83,12 @@ class ReplayLog:
             self._schedule_flush()
         return frame
 
+    def discard(self) -> None:
+        """Forgets every event, written or not: the user was erased."""
+        self._pending.clear()
+        self._log.clear()
+        self._chunks.clear()
+
     def reply_ended(self) -> None:
         """The reply in flight ended without completing (failed): its chunks are not replayed."""
         self._chunks.clear()

@@ -16,7 +16,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.websockets import WebSocketState
 
 from actors.pool import RayConnections
-from deployments import counsellor, http_errors, rest, stopping, users, web, websocket
+from deployments import counsellor, http_errors, privacy, rest, stopping, users, web, websocket
 from deployments.services import GatewayServices
 from haven.auth import TokenService, signing_secret
 from haven.errors import CloseCode
@@ -81,7 +81,10 @@ def create_app(services: GatewayServices, watch_stop: StopWatch | None = None) -
         title="Haven",
         summary="Real-time backend for a mental-health support chat.",
         version="0.1.0",
-        openapi_tags=rest.OPENAPI_TAGS + users.OPENAPI_TAGS + counsellor.OPENAPI_TAGS,
+        openapi_tags=rest.OPENAPI_TAGS
+        + users.OPENAPI_TAGS
+        + counsellor.OPENAPI_TAGS
+        + privacy.OPENAPI_TAGS,
         lifespan=lifespan,
     )
     app.state.services = services
@@ -89,6 +92,7 @@ def create_app(services: GatewayServices, watch_stop: StopWatch | None = None) -
     app.state.was_ready = False
     app.include_router(rest.router)
     app.include_router(users.router)
+    app.include_router(privacy.router)
     app.include_router(counsellor.router)
     app.include_router(websocket.router)
     app.include_router(web.router)

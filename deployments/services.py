@@ -8,7 +8,7 @@ from typing import Any
 
 from actors.host import Connections
 from haven.auth import TokenClaims, TokenService
-from haven.errors import LoggedOut
+from haven.errors import InvalidToken, LoggedOut
 from haven.settings import Settings
 from haven.storage.store import Store
 
@@ -32,4 +32,8 @@ class GatewayServices:
         claims = self.tokens.verify(token)
         if claims.jti and await self.store.revocations.is_revoked(claims.jti):
             raise LoggedOut()
+        if await self.store.get_user(claims.user_id) is None:
+            # An erased account's tokens stay validly signed until they expire; they open
+            # nothing.
+            raise InvalidToken()
         return claims

@@ -71,3 +71,9 @@ class Registration(Credentials):
         if self.username.lower() in self.password.lower():
             raise ValueError("password must not contain the username")
         return self
+
+
+class PasswordConfirmation(_Body):
+    """The account's password, entered again to confirm an irreversible step."""
+
+    password: str = Field(min_length=1, max_length=256, json_schema_extra=_SECRET)

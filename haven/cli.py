@@ -2,6 +2,7 @@
 
     haven chat [--url URL] [--username U] [--register] [--session ID | --new]
     haven users create USERNAME [--locale L] [--role ROLE] [--database-url URL]
+    haven users delete USERNAME --yes         (erase the account and all it holds)
     haven token USERNAME [--ttl-s N]          (testing only; refused in production)
     haven escalations report ...              (as `python -m haven.escalations report`)
 
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from haven import escalations
+from haven import cli_privacy, escalations
 from haven.accounts import Registration
 from haven.auth import TokenService, hash_password, signing_secret
 from haven.errors import UsernameTaken
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("username")
     token.add_argument("--ttl-s", type=int, help="lifetime in seconds (default: the setting)")
     token.add_argument("--database-url", help="default: HAVEN_DATABASE_URL, else the data dir")
+
+    cli_privacy.add_commands(commands, user_commands)
 
     # Parsed by haven.escalations itself (see main); listed here for --help.
     commands.add_parser(
@@ -145,6 +148,8 @@ def _run(args: argparse.Namespace) -> int:
         return chat(args, read_password)
     settings = _settings()
     url = args.database_url or settings.resolved_database_url
+    if cli_privacy.handles(args):
+        return cli_privacy.run(args, settings, url)
     if args.command == "users":
         password = read_password(f"Password for {args.username}: ")
         user_id = asyncio.run(create_user(url, args.username, password, args.locale, args.role))

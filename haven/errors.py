@@ -20,6 +20,7 @@ class CloseCode:
     TOKEN_EXPIRED = 4002  # retryable with a fresh token
     TOO_MANY_CONNECTIONS = 4003  # terminal: the user has the maximum number of sockets open
     LOGGED_OUT = 4004  # terminal: the token was revoked
+    ACCOUNT_DELETED = 4010  # terminal: the person erased their account
     RATE_LIMITED = 4008  # retryable after a pause
     SLOW_CONSUMER = 4009  # retryable: the client stopped reading
 
@@ -38,6 +39,7 @@ RETRYABLE_CLOSE_CODES: dict[int, bool] = {
     CloseCode.LOGGED_OUT: False,
     CloseCode.RATE_LIMITED: True,
     CloseCode.SLOW_CONSUMER: True,
+    CloseCode.ACCOUNT_DELETED: False,
 }
 
 
@@ -251,6 +253,29 @@ class UnsafeMessage(HavenError):
     message = "That message was not sent: it failed the safety check. Please rephrase it."
     retryable = False
     http_status = 422
+
+
+class AccountDeleted(InvalidToken):
+    # Every socket of an account closes with it when the account is erased (`DELETE /me`).
+    code = "account_deleted"
+    message = "This account was deleted."
+    close_code = CloseCode.ACCOUNT_DELETED
+
+
+class WrongPassword(HavenError):
+    # A password re-entered to confirm an irreversible step; counted like a failed login. Not
+    # 401: the token itself is fine.
+    code = "wrong_password"
+    message = "That password is not correct."
+    retryable = False
+    http_status = 403
+
+
+class TooManyExports(HavenError):
+    code = "too_many_exports"
+    message = "Too many exports in a short time. Please try again later."
+    retryable = True
+    http_status = 429
 
 
 class StoredDataUnreadable(HavenError):

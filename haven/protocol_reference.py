@@ -39,6 +39,8 @@ OTHER_INVALID_MESSAGE_CODES = ("nothing_to_cancel",)
 REST_ONLY = (
     "UsernameTaken",
     "InvalidCredentials",
+    "WrongPassword",
+    "TooManyExports",
     "TooManyLoginAttempts",
     "TooManyRegistrations",
     "RequestTooLarge",
@@ -55,6 +57,7 @@ ERROR_WHEN: dict[str, str] = {
     "TokenExpired": "The token has expired: at connect, on `auth`, or `token_grace_s` after "
     "`token_expiring` on an open socket.",
     "LoggedOut": "The socket's token was revoked by `POST /auth/logout`.",
+    "AccountDeleted": "The account was erased (`DELETE /me`): every socket of it closes.",
     "SessionNotFound": "No such session, or another user's (never told apart); also when the "
     "session was deleted while the reply was written.",
     "SafetyUnavailable": "The message could not be screened; it was stored but never reached "
@@ -93,6 +96,7 @@ CLOSE_MEANING: dict[str, str] = {
     "TOKEN_EXPIRED": "The token expired: get a fresh one, then reconnect.",
     "TOO_MANY_CONNECTIONS": "Too many sockets open: close one before connecting again.",
     "LOGGED_OUT": "The token was revoked: log in again.",
+    "ACCOUNT_DELETED": "The account was erased with everything it held: do not reconnect.",
     "RATE_LIMITED": "Connecting or sending too fast: wait `retry_after`, then reconnect.",
     "SLOW_CONSUMER": "The client stopped reading (the proxy closes without an `error`): "
     "reconnect and resume.",

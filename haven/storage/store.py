@@ -26,6 +26,7 @@ from haven.risk import RiskLevel
 from haven.roles import DEFAULT_ROLE, Role
 from haven.storage.audit import AuditLog
 from haven.storage.database import create_engine, write_transaction
+from haven.storage.erasure import Erasure
 from haven.storage.events import EventLog
 from haven.storage.keys import UserKeys
 from haven.storage.master_key import MasterKeys, configured_master_keys
@@ -107,6 +108,7 @@ class Store:
         self._engine = engine
         self.keys = UserKeys(engine, master_keys or configured_master_keys())
         self.events = EventLog(engine, self.keys)
+        self.erasure = Erasure(engine, self.keys)
         self.audit = AuditLog(engine)
         self.revocations = Revocations(engine)
         self.throttle = ThrottleCounters(engine)

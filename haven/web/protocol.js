@@ -16,6 +16,7 @@ export const RETRYABLE_CLOSE_CODES = {
   4004: false,
   4008: true,
   4009: true,
+  4010: false,
 };
 export const ABNORMAL_CLOSURE = 1006;
 export const TOKEN_EXPIRED = 4002;
@@ -29,6 +30,7 @@ export const TERMINAL_CLOSE_TEXT = {
   4001: "Please log in again to keep talking.",
   4003: "Haven is open in too many windows or devices. Close one, then try again.",
   4004: "You have been logged out. Please log in again to keep talking.",
+  4010: "This account was deleted, with everything it held.",
   1008: "Haven could not open a connection from this page.",
 };
 export const DEFAULT_TERMINAL_TEXT = "The connection was closed. Please reload the page.";

@@ -1,0 +1,75 @@
+"""The operator commands for people's data: `haven users delete|export`, `haven keys rotate`,
+`haven retention run`. Each works on the database directly, with the master key of the
+settings (`HAVEN_MASTER_KEY`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from haven.escalations import Refused
+from haven.settings import Settings
+from haven.storage.database import safe_url, sqlite_path
+from haven.storage.master_key import master_keys
+from haven.storage.store import Store
+
+USER_COMMANDS = ("delete",)
+COMMANDS = ()
+_DATABASE_HELP = "default: HAVEN_DATABASE_URL, else the data dir"
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    user_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    delete = user_commands.add_parser(
+        "delete", help="erase an account and everything it holds (as DELETE /me)"
+    )
+    delete.add_argument("username")
+    delete.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+    delete.add_argument("--database-url", help=_DATABASE_HELP)
+
+
+def handles(args: argparse.Namespace) -> bool:
+    return args.command in COMMANDS or (
+        args.command == "users" and args.users_command in USER_COMMANDS
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings, url: str) -> int:
+    if args.command == "users" and args.users_command == "delete":
+        if not args.yes:
+            raise Refused(f"erasing {args.username!r} cannot be undone: add --yes", 2)
+        sessions = asyncio.run(erase_user(settings, url, args.username))
+        print(f"erased {args.username} and its {sessions} sessions")
+        return 0
+    raise Refused(f"unknown command {args.command!r}", 2)  # pragma: no cover - argparse
+
+
+def open_store(settings: Settings, url: str) -> Store:
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise Refused(f"no database at {path}; run python -m haven.storage.migrate first", 1)
+    try:
+        keys = master_keys(settings)
+    except (RuntimeError, ValueError) as error:
+        raise Refused(str(error), 2) from None
+    return Store.from_url(url, keys)
+
+
+async def erase_user(settings: Settings, url: str, username: str) -> int:
+    """Erases the account; returns how many sessions went with it. Its open sockets, if any,
+    can no longer read or write anything and end when their token does."""
+    async with open_store(settings, url) as store:
+        try:
+            user = await store.get_user_by_username(username)
+            erased = await store.erasure.erase(user.id) if user is not None else None
+        except (SQLAlchemyError, OSError) as error:
+            raise Refused(f"cannot write to {safe_url(url)} ({type(error).__name__})", 1) from None
+    if erased is None:
+        raise Refused(f"no user {username!r}", 1)
+    print(f"erased account {erased.user_id}", file=sys.stderr)
+    return len(erased.session_ids)
