@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response, status
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 
 from deployments.rest import Services, User, client_address
@@ -19,10 +21,15 @@ from haven.errors import (
     LoggedOut,
     RequestTooLarge,
     TokenExpired,
+    TooManyExports,
     TooManyLoginAttempts,
     WrongPassword,
 )
+from haven.storage.export import FORMAT
+from haven.storage.throttle import throttle_key
 from haven.throttle import AuthThrottle
+
+EXPORT_WINDOW = timedelta(hours=1)
 
 logger = logging.getLogger(__name__)
 
@@ -96,3 +103,46 @@ async def erase_me(
             await svc.forget_session(session_id)
     logger.info("erased an account and its %d sessions", len(erased.session_ids))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _count_export(svc: Services, user_id: str) -> None:
+    now, limit = datetime.now(UTC), svc.settings.exports_per_user_per_hour
+
+    def lock_for(count: int, first_at: datetime) -> datetime | None:
+        return first_at + EXPORT_WINDOW if count > limit else None
+
+    counter = await svc.store.throttle.count(
+        throttle_key("export-user", user_id), now, now - EXPORT_WINDOW, lock_for, fixed_window=True
+    )
+    if counter.locked_until is not None:
+        raise TooManyExports(retry_after=(counter.locked_until - now).total_seconds())
+
+
+_EXPORT_BODY: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"schema": {"type": "object"}}}}
+}
+
+
+@router.get(
+    "/me/export",
+    tags=["privacy"],
+    summary="Download everything Haven holds about you",
+    response_description=f"One JSON document, format `{FORMAT}` (schema: docs/export.schema.json).",
+    response_class=StreamingResponse,
+    responses=_EXPORT_BODY
+    | error_responses(InvalidToken(), TokenExpired(), LoggedOut(), TooManyExports()),
+)
+async def export_me(user: User, svc: Services) -> StreamingResponse:
+    """Your account (without the password hash), every session with all its messages in order
+    (role, text, time, intent, risk level, status), and the escalations about you (level,
+    time, action), as described by docs/export.schema.json. The document is streamed, so a
+    long history starts arriving at once. 5 exports an hour (the default); past that, 429
+    `too_many_exports` with `Retry-After`."""
+    await _count_export(svc, user.user_id)
+    if not await svc.store.export.account_exists(user.user_id):
+        raise InvalidToken()
+    return StreamingResponse(
+        svc.store.export.export(user.user_id),
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="haven-export.json"'},
+    )

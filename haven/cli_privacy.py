@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+from pathlib import Path
+from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -16,7 +19,7 @@ from haven.storage.database import safe_url, sqlite_path
 from haven.storage.master_key import master_keys
 from haven.storage.store import Store
 
-USER_COMMANDS = ("delete",)
+USER_COMMANDS = ("delete", "export")
 COMMANDS = ()
 _DATABASE_HELP = "default: HAVEN_DATABASE_URL, else the data dir"
 
@@ -31,6 +34,12 @@ def add_commands(
     delete.add_argument("username")
     delete.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
     delete.add_argument("--database-url", help=_DATABASE_HELP)
+    export = user_commands.add_parser(
+        "export", help="everything held about an account, as JSON (as GET /me/export)"
+    )
+    export.add_argument("username")
+    export.add_argument("--output", type=Path, help="write it here (mode 0600), not to stdout")
+    export.add_argument("--database-url", help=_DATABASE_HELP)
 
 
 def handles(args: argparse.Namespace) -> bool:
@@ -45,6 +54,9 @@ def run(args: argparse.Namespace, settings: Settings, url: str) -> int:
             raise Refused(f"erasing {args.username!r} cannot be undone: add --yes", 2)
         sessions = asyncio.run(erase_user(settings, url, args.username))
         print(f"erased {args.username} and its {sessions} sessions")
+        return 0
+    if args.command == "users" and args.users_command == "export":
+        asyncio.run(export_user(settings, url, args.username, args.output))
         return 0
     raise Refused(f"unknown command {args.command!r}", 2)  # pragma: no cover - argparse
 
@@ -73,3 +85,28 @@ async def erase_user(settings: Settings, url: str, username: str) -> int:
         raise Refused(f"no user {username!r}", 1)
     print(f"erased account {erased.user_id}", file=sys.stderr)
     return len(erased.session_ids)
+
+
+async def export_user(settings: Settings, url: str, username: str, output: Path | None) -> None:
+    """Writes the account's export (docs/export.schema.json) to `output`, or to stdout."""
+    async with open_store(settings, url) as store:
+        try:
+            user = await store.get_user_by_username(username)
+            if user is None:
+                raise Refused(f"no user {username!r}", 1)
+            if output is None:
+                await _write(store, user.id, sys.stdout)
+                return
+            # Health data: readable by the operator only, from its first byte.
+            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                await _write(store, user.id, out)
+        except (SQLAlchemyError, OSError) as error:
+            raise Refused(
+                f"cannot export from {safe_url(url)} ({type(error).__name__})", 1
+            ) from None
+
+
+async def _write(store: Store, user_id: str, out: TextIO) -> None:
+    async for piece in store.export.export(user_id):
+        out.write(piece)

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # Conversations whose last message is older than this many days are deleted; None keeps
     # them until the person deletes them or their account.
     retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    # `GET /me/export` per account per hour; past it 429 `too_many_exports`.
+    exports_per_user_per_hour: int = Field(default=5, ge=1)
     access_token_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
     # The seed documents the unprefixed name; both are accepted.

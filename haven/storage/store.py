@@ -28,6 +28,7 @@ from haven.storage.audit import AuditLog
 from haven.storage.database import create_engine, write_transaction
 from haven.storage.erasure import Erasure
 from haven.storage.events import EventLog
+from haven.storage.export import Exporter
 from haven.storage.keys import UserKeys
 from haven.storage.master_key import MasterKeys, configured_master_keys
 from haven.storage.presence import PresenceLog
@@ -109,6 +110,7 @@ class Store:
         self.keys = UserKeys(engine, master_keys or configured_master_keys())
         self.events = EventLog(engine, self.keys)
         self.erasure = Erasure(engine, self.keys)
+        self.export = Exporter(engine, self.keys)
         self.audit = AuditLog(engine)
         self.revocations = Revocations(engine)
         self.throttle = ThrottleCounters(engine)

@@ -1,11 +1,13 @@
 """The operator commands for people's data against a real, migrated database (SQLite and
-PostgreSQL): `haven users delete`."""
+PostgreSQL): `haven users delete` and `haven users export`."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from haven.cli import main
@@ -52,3 +54,21 @@ def test_users_delete_erases_the_account_with_its_conversations(
     assert not asyncio.run(_exists(database_url, "ana"))
     assert asyncio.run(_exists(database_url, "bob"))
     assert main(["users", "delete", "ana", "--yes", "--database-url", database_url]) == 1
+
+
+def test_users_export_writes_the_documented_json_with_mode_0600(
+    env: Path, database_url: str
+) -> None:
+    upgrade(database_url)
+    assert main(["users", "create", "ana", "--database-url", database_url]) == 0
+    asyncio.run(_with_conversation(database_url, "ana"))
+    output = env / "ana.json"
+    argv = ["users", "export", "ana", "--output", str(output), "--database-url", database_url]
+    assert main(argv) == 0
+    assert output.stat().st_mode & 0o777 == 0o600
+    document = json.loads(output.read_text())
+    schema = json.loads((Path(__file__).parents[2] / "docs" / "export.schema.json").read_text())
+    jsonschema.validate(document, schema)
+    [session] = document["sessions"]
+    assert [m["text"] for m in session["messages"]] == ["something private"]
+    assert main(["users", "export", "nobody", "--database-url", database_url]) == 1
