@@ -17,10 +17,11 @@ from haven.escalations import Refused
 from haven.settings import Settings
 from haven.storage.database import safe_url, sqlite_path
 from haven.storage.master_key import master_keys
+from haven.storage.rotation import rotate
 from haven.storage.store import Store
 
 USER_COMMANDS = ("delete", "export")
-COMMANDS = ()
+COMMANDS = ("keys",)
 _DATABASE_HELP = "default: HAVEN_DATABASE_URL, else the data dir"
 
 
@@ -41,6 +42,15 @@ def add_commands(
     export.add_argument("--output", type=Path, help="write it here (mode 0600), not to stdout")
     export.add_argument("--database-url", help=_DATABASE_HELP)
 
+    keys = commands.add_parser("keys", help="the master key that wraps every user's data key")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = key_commands.add_parser(
+        "rotate",
+        help="re-wrap every data key under HAVEN_MASTER_KEY (the old key in "
+        "HAVEN_MASTER_KEY_PREVIOUS); safe to interrupt and run again",
+    )
+    rotate.add_argument("--database-url", help=_DATABASE_HELP)
+
 
 def handles(args: argparse.Namespace) -> bool:
     return args.command in COMMANDS or (
@@ -58,6 +68,8 @@ def run(args: argparse.Namespace, settings: Settings, url: str) -> int:
     if args.command == "users" and args.users_command == "export":
         asyncio.run(export_user(settings, url, args.username, args.output))
         return 0
+    if args.command == "keys":
+        return asyncio.run(rotate_keys(settings, url))
     raise Refused(f"unknown command {args.command!r}", 2)  # pragma: no cover - argparse
 
 
@@ -110,3 +122,24 @@ async def export_user(settings: Settings, url: str, username: str, output: Path 
 async def _write(store: Store, user_id: str, out: TextIO) -> None:
     async for piece in store.export.export(user_id):
         out.write(piece)
+
+
+async def rotate_keys(settings: Settings, url: str) -> int:
+    """0 when every data key is under the current master key; 1 when some are not (their
+    master key was not given: set it as HAVEN_MASTER_KEY_PREVIOUS and run again)."""
+    async with open_store(settings, url) as store:
+        try:
+            report = await rotate(store.engine, store.keys.master)
+        except (SQLAlchemyError, OSError) as error:
+            raise Refused(f"cannot rotate in {safe_url(url)} ({type(error).__name__})", 1) from None
+    print(
+        f"re-wrapped {report.rewrapped} data keys under master key {report.current_key_id}; "
+        f"{report.remaining} remain under other keys"
+    )
+    if report.unreadable:
+        print(
+            f"{len(report.unreadable)} data keys are wrapped by a master key not given: set it "
+            "as HAVEN_MASTER_KEY_PREVIOUS and run again",
+            file=sys.stderr,
+        )
+    return 1 if report.remaining else 0
