@@ -22,6 +22,7 @@ from haven.auth import TokenService, signing_secret
 from haven.errors import CloseCode
 from haven.logging_context import send_to_serve_log
 from haven.settings import Settings
+from haven.storage import retention
 from haven.storage.master_key import master_keys
 from haven.storage.store import Store
 
@@ -70,9 +71,17 @@ def create_app(services: GatewayServices, watch_stop: StopWatch | None = None) -
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         watcher = asyncio.create_task(watch_stop(lambda: drain(services))) if watch_stop else None
+        days = services.settings.retention_days
+        expiry = (
+            asyncio.create_task(retention.run_periodically(services.store.engine, days))
+            if days
+            else None
+        )
         yield
         if watcher is not None:
             watcher.cancel()
+        if expiry is not None:
+            expiry.cancel()
         await drain(services)
         # Database connections belong to the loop serving the app; release them with it.
         await services.store.close()

@@ -5,6 +5,7 @@
     haven users delete USERNAME --yes         (erase the account and all it holds)
     haven users export USERNAME [--output F]  (everything held about it, as JSON)
     haven keys rotate                         (re-wrap data keys under HAVEN_MASTER_KEY)
+    haven retention run [--days N]            (delete conversations past retention_days)
     haven token USERNAME [--ttl-s N]          (testing only; refused in production)
     haven escalations report ...              (as `python -m haven.escalations report`)
 

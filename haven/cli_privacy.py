@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -15,13 +16,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from haven.escalations import Refused
 from haven.settings import Settings
+from haven.storage import retention
 from haven.storage.database import safe_url, sqlite_path
 from haven.storage.master_key import master_keys
 from haven.storage.rotation import rotate
 from haven.storage.store import Store
 
 USER_COMMANDS = ("delete", "export")
-COMMANDS = ("keys",)
+COMMANDS = ("keys", "retention")
 _DATABASE_HELP = "default: HAVEN_DATABASE_URL, else the data dir"
 
 
@@ -51,6 +53,16 @@ def add_commands(
     )
     rotate.add_argument("--database-url", help=_DATABASE_HELP)
 
+    kept = commands.add_parser("retention", help="delete conversations past retention_days")
+    kept_commands = kept.add_subparsers(dest="retention_command", required=True)
+    run_once = kept_commands.add_parser(
+        "run", help="delete every conversation with no message for the retention period, now"
+    )
+    run_once.add_argument(
+        "--days", type=int, help="default: HAVEN_RETENTION_DAYS (unset: everything is kept)"
+    )
+    run_once.add_argument("--database-url", help=_DATABASE_HELP)
+
 
 def handles(args: argparse.Namespace) -> bool:
     return args.command in COMMANDS or (
@@ -70,6 +82,16 @@ def run(args: argparse.Namespace, settings: Settings, url: str) -> int:
         return 0
     if args.command == "keys":
         return asyncio.run(rotate_keys(settings, url))
+    if args.command == "retention":
+        days = args.days if args.days is not None else settings.retention_days
+        if days is None:
+            print("retention_days is not set: every conversation is kept")
+            return 0
+        if days < 1:
+            raise Refused("--days must be at least 1", 2)
+        count = asyncio.run(expire(settings, url, days))
+        print(f"deleted {count} conversations with no message in the last {days} days")
+        return 0
     raise Refused(f"unknown command {args.command!r}", 2)  # pragma: no cover - argparse
 
 
@@ -143,3 +165,14 @@ async def rotate_keys(settings: Settings, url: str) -> int:
             file=sys.stderr,
         )
     return 1 if report.remaining else 0
+
+
+async def expire(settings: Settings, url: str, days: int) -> int:
+    async with open_store(settings, url) as store:
+        try:
+            deleted = await retention.delete_expired(
+                store.engine, retention.cutoff(datetime.now(UTC), days)
+            )
+        except (SQLAlchemyError, OSError) as error:
+            raise Refused(f"cannot write to {safe_url(url)} ({type(error).__name__})", 1) from None
+    return len(deleted)
