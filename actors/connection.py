@@ -16,8 +16,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from actors.channel import Close, SocketChannel
+from actors.handoff import Handoff
 from actors.limits import SlidingWindow, TokenBucket
 from actors.replay import ReplayLog
 from actors.turn import OutputScreen, Turn, TurnContext
@@ -29,6 +31,7 @@ from haven.errors import (
     Busy,
     CloseCode,
     ConnectingTooOften,
+    Forbidden,
     HavenError,
     InvalidMessage,
     LoggedOut,
@@ -37,11 +40,13 @@ from haven.errors import (
     TooManyConnections,
 )
 from haven.protocol import (
+    COUNSELLOR_FRAMES,
     Authenticated,
     Cancel,
     ClientFrame,
     EmergencyResources,
     ErrorEvent,
+    EscalationQueued,
     Ping,
     Pong,
     Resume,
@@ -49,7 +54,9 @@ from haven.protocol import (
     ServerEventBase,
     SessionMessage,
     TokenExpiring,
+    utc_timestamp,
 )
+from haven.roles import DEFAULT_ROLE, Role
 from haven.settings import Settings
 from haven.storage.store import Store
 
@@ -63,6 +70,35 @@ class SocketTicket:
     jti: str | None = None
     expires_at: float | None = None  # epoch seconds
     last_seq: int | None = None  # resume from here at connect
+    role: Role = DEFAULT_ROLE  # the token's: which frames the socket may send
+
+
+class CounsellorLinks(Protocol):
+    """How a ConnectionActor reaches counsellors and the people they talk to (its host's)."""
+
+    def relay(self, counsellor_id: str, events: list[ServerEventBase]) -> None:
+        """A session's events, to the counsellor in it, in order."""
+
+    def announce(self, event: EscalationQueued) -> None:
+        """A new escalation, to every connected counsellor."""
+
+    def frame(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
+        """A counsellor's frame (`join`, `counsellor_message`, `leave`) to carry out."""
+
+    def connected(self, user_id: str, connected: bool) -> None:
+        """A counsellor's first socket opened, or their last one closed."""
+
+
+class NoCounsellors:
+    """Links for an actor on its own (unit tests): nothing goes anywhere."""
+
+    def relay(self, counsellor_id: str, events: list[ServerEventBase]) -> None: ...
+
+    def announce(self, event: EscalationQueued) -> None: ...
+
+    def frame(self, user_id: str, socket_id: str, frame: ClientFrame) -> None: ...
+
+    def connected(self, user_id: str, connected: bool) -> None: ...
 
 
 @dataclass
@@ -70,6 +106,7 @@ class _Socket:
     channel: SocketChannel
     jti: str | None
     expires_at: float | None
+    role: Role = DEFAULT_ROLE
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     refused: deque[float] = field(default_factory=deque)
 
@@ -93,6 +130,7 @@ class ConnectionActor:
         output_screen: OutputScreen,
         on_idle: Callable[[str], None],
         connects: SlidingWindow | None = None,
+        links: CounsellorLinks | None = None,
     ) -> None:
         self.user_id = user_id
         self._settings = settings
@@ -115,12 +153,24 @@ class ConnectionActor:
             max_events=settings.replay_max_events,
         )
         self._resources: EmergencyResources = resources_for(None, settings)
+        self._links: CounsellorLinks = links or NoCounsellors()
+        self.handoff = Handoff(
+            user_id,
+            settings=settings,
+            store=store,
+            output_screen=output_screen,
+            broadcast=self.broadcast,
+            relay=self._links.relay,
+        )
+        # A counsellor's frames are carried out one at a time, in the order they came.
+        self.counsellor_lock = asyncio.Lock()
 
     async def load(self) -> None:
         """Continues from what storage knows: event numbering, the replay window, the locale."""
         await self.replay.load()
         user = await self._store.get_user(self.user_id)
         self._resources = resources_for(user.locale if user else None, self._settings)
+        await self.handoff.load((user.display_name or user.username) if user else "")
 
     @property
     def idle(self) -> bool:
@@ -129,6 +179,11 @@ class ConnectionActor:
     @property
     def socket_count(self) -> int:
         return len(self._sockets)
+
+    @property
+    def is_counsellor(self) -> bool:
+        """Whether a counsellor's socket is open here (it then gets `escalation_queued`)."""
+        return any(socket.role == "counsellor" for socket in self._sockets.values())
 
     # Sockets
 
@@ -146,11 +201,16 @@ class ConnectionActor:
             channel.put(Close(_close_code(refusal), ErrorEvent.from_error(refusal).to_json()))
             channel.close()
             return channel
-        socket = _Socket(channel, ticket.jti, ticket.expires_at)
+        counsellor_was_here = self.is_counsellor
+        socket = _Socket(channel, ticket.jti, ticket.expires_at, ticket.role)
         self._sockets[socket_id] = socket
         self._schedule_expiry(socket_id, socket)
         if ticket.last_seq is not None:
             self._resume(socket_id, ticket.last_seq)
+        for joined in self.handoff.present():
+            self.send_to(socket_id, joined)
+        if self.is_counsellor and not counsellor_was_here:
+            self._links.connected(self.user_id, True)
         return channel
 
     def detach(self, socket_id: str) -> None:
@@ -159,6 +219,8 @@ class ConnectionActor:
             for timer in socket.timers:
                 timer.cancel()
             socket.channel.close()
+            if socket.role == "counsellor" and not self.is_counsellor:
+                self._links.connected(self.user_id, False)
         if self.idle:
             self._on_idle(self.user_id)
 
@@ -210,6 +272,12 @@ class ConnectionActor:
                 self.reject(socket_id, InvalidMessage("nothing_to_cancel", "No reply to cancel."))
         elif isinstance(frame, SessionMessage):
             self._accept_message(socket_id, frame)
+        elif isinstance(frame, COUNSELLOR_FRAMES):
+            socket = self._sockets.get(socket_id)
+            if socket is None or socket.role != "counsellor":
+                self.reject(socket_id, Forbidden())
+            else:
+                self._links.frame(self.user_id, socket_id, frame)
         else:
             # `auth` is the Gateway's to verify; it arrives here as `refresh`.
             self.reject(socket_id, InvalidMessage("unknown_type", "Unexpected message type."))
@@ -249,6 +317,11 @@ class ConnectionActor:
     # Events
 
     def broadcast(self, event: ServerEventBase) -> None:
+        self.deliver(event)
+        self.handoff.forward(event)
+
+    def deliver(self, event: ServerEventBase) -> None:
+        """To every socket of the user, numbered and kept for `resume`."""
         frame = self.replay.number(event, log=True, session_id=getattr(event, "session_id", None))
         for socket in self._sockets.values():
             socket.channel.put(frame)
@@ -329,6 +402,21 @@ class ConnectionActor:
             broadcast=self.broadcast,
             reply=lambda event: self.send_to(socket_id, event),
             reply_ended=self.replay.reply_ended,
+            counsellor_present=lambda session_id: not self.handoff.answering(session_id),
+            escalated=self._escalated,
+        )
+
+    def _escalated(self, session_id: str, risk_level: str) -> None:
+        """An escalation is recorded in the audit (so the session is in the queue): every
+        connected counsellor hears of it."""
+        self._links.announce(
+            EscalationQueued(
+                session_id=session_id,
+                risk_level=risk_level,
+                last_escalation_at=utc_timestamp(),
+                display_name=self.handoff.display_name,
+                joined_by=self.handoff.joined_by(session_id),
+            )
         )
 
 

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Protocol
 
 from actors.channel import Outbound
 from actors.connection import ConnectionActor, SocketTicket
+from actors.desk import READ_QUEUED, CounsellorDesk, Peers, PersonCall
 from actors.limits import SlidingWindow
 from actors.turn import OutputScreen
 from haven.backends import ReplyGenerator, RiskAssessor
 from haven.errors import HavenError
-from haven.protocol import ClientFrame
+from haven.protocol import (
+    ClientFrame,
+    CounsellorSay,
+    EscalationQueued,
+    Join,
+    Leave,
+    ServerEventBase,
+    SessionHistory,
+)
 from haven.settings import Settings
 from haven.storage.store import Store
 
@@ -52,6 +61,12 @@ class Connections(Protocol):
 
     async def detach(self, user_id: str, socket_id: str) -> None: ...
 
+    async def join(self, counsellor_id: str, session_id: str) -> SessionHistory:
+        """A counsellor joins a conversation (REST); the same checks as the `join` frame."""
+        ...
+
+    async def leave(self, counsellor_id: str, session_id: str) -> None: ...
+
 
 class ConnectionHostCore:
     def __init__(
@@ -61,6 +76,7 @@ class ConnectionHostCore:
         assessor: RiskAssessor,
         generator: ReplyGenerator,
         output_screen: OutputScreen,
+        peers: Peers | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -72,6 +88,11 @@ class ConnectionHostCore:
         self._retiring: dict[str, asyncio.Task[None]] = {}
         # New-connection windows per user; kept past eviction so reconnect loops are counted.
         self._connects: dict[str, SlidingWindow] = {}
+        # Without other hosts (tests, one process), everyone's actor is here.
+        self._peers: Peers = peers or _SameHost(self)
+        self._desk = CounsellorDesk(store, self._peers)
+        # Per counsellor, the last "connected"/"gone" change: each waits for the one before.
+        self._presence_changes: dict[str, asyncio.Task[None]] = {}
 
     @property
     def user_count(self) -> int:
@@ -113,6 +134,7 @@ class ConnectionHostCore:
                     user_id,
                     SlidingWindow(self._settings.new_connections_per_minute, 60.0),
                 ),
+                links=self,
             )
             await actor.load()
             self._actors[user_id] = actor
@@ -125,6 +147,7 @@ class ConnectionHostCore:
         if actor is None or not actor.idle:
             return
         del self._actors[user_id]
+        actor.handoff.close()
         window = self._connects.get(user_id)
         if window is not None and not window.active:
             del self._connects[user_id]
@@ -173,6 +196,130 @@ class ConnectionHostCore:
         actor = self._actors.get(user_id)
         if actor is not None:
             actor.detach(socket_id)
+
+    # Counsellors: the links each ConnectionActor of this host uses (`CounsellorLinks`)
+
+    def relay(self, counsellor_id: str, events: list[ServerEventBase]) -> None:
+        self._peers.deliver(counsellor_id, events)
+
+    def announce(self, event: EscalationQueued) -> None:
+        self._peers.announce(event)
+
+    def frame(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
+        _spawn(self._counsellor_frame(user_id, socket_id, frame), "a counsellor's frame")
+
+    def connected(self, user_id: str, connected: bool) -> None:
+        previous = self._presence_changes.get(user_id)
+
+        async def change() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            await self._desk.connected(user_id, connected)
+
+        task = _spawn(change(), "a counsellor's presence")
+        self._presence_changes[user_id] = task
+        task.add_done_callback(
+            lambda done: (
+                self._presence_changes.pop(user_id, None)
+                if self._presence_changes.get(user_id) is done
+                else None
+            )
+        )
+
+    async def _counsellor_frame(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
+        actor = self._actors.get(user_id)
+        if actor is None:
+            return
+        async with actor.counsellor_lock:
+            try:
+                if isinstance(frame, Join):
+                    await self._desk.join(user_id, frame.session_id)
+                elif isinstance(frame, CounsellorSay):
+                    await self._desk.say(
+                        user_id, frame.session_id, frame.message_text, frame.client_message_id
+                    )
+                elif isinstance(frame, Leave):
+                    await self._desk.leave(user_id, frame.session_id)
+            except HavenError as error:
+                actor.reject(socket_id, error)
+            except Exception:
+                logger.exception("a counsellor's %s failed", frame.type)
+                actor.reject(socket_id, HavenError())
+
+    async def join(self, counsellor_id: str, session_id: str) -> SessionHistory:
+        return await self._desk.join(counsellor_id, session_id)
+
+    async def leave(self, counsellor_id: str, session_id: str) -> None:
+        await self._desk.leave(counsellor_id, session_id)
+
+    # Counsellors: what other hosts (or this one, as `Peers`) ask of this host
+
+    async def person(self, person_id: str, call: PersonCall) -> SessionHistory | None:
+        """Carries out a counsellor's request on the person's ConnectionActor (loaded from
+        storage if it is not here)."""
+        actor = await self.actor(person_id)
+        handoff = actor.handoff
+        try:
+            if call.op == "join":
+                return await handoff.join(call.session_id, call.counsellor_id)
+            if call.op == "say":
+                await handoff.say(
+                    call.session_id, call.counsellor_id, call.text, call.client_message_id
+                )
+            elif call.op == "leave":
+                await handoff.leave(call.session_id, call.counsellor_id)
+            elif call.op == "away":
+                await handoff.away(call.counsellor_id)
+            else:
+                await handoff.back(call.counsellor_id)
+            return None
+        finally:
+            # Loaded only for this: what it wrote is in storage and its replay log.
+            self._evict(person_id)
+
+    def deliver(self, counsellor_id: str, events: list[ServerEventBase]) -> None:
+        """A session's events for a counsellor whose actor is here; one with no socket open
+        gets them again from `session_history` when they join anew."""
+        actor = self._actors.get(counsellor_id)
+        if actor is not None:
+            for event in events:
+                actor.deliver(event)
+
+    async def announce_here(self, event: EscalationQueued) -> None:
+        """To every counsellor connected to this host, each one recorded in the audit of
+        counsellors' reads before it is shown."""
+        shown = [actor for actor in self._actors.values() if actor.is_counsellor]
+        for actor in shown:
+            await self._store.queue.record_reads(actor.user_id, [event.session_id], READ_QUEUED)
+        for actor in shown:
+            if actor.is_counsellor:
+                actor.deliver(event)
+
+def _spawn(work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+    task = asyncio.get_running_loop().create_task(work)
+    task.add_done_callback(lambda done: _log_failure(done, what))
+    return task
+
+
+def _log_failure(task: asyncio.Task[None], what: str) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("%s failed", what, exc_info=task.exception())
+
+
+class _SameHost:
+    """`Peers` when every actor lives in this host."""
+
+    def __init__(self, core: ConnectionHostCore) -> None:
+        self._core = core
+
+    async def person(self, person_id: str, call: PersonCall) -> SessionHistory | None:
+        return await self._core.person(person_id, call)
+
+    def deliver(self, counsellor_id: str, events: list[ServerEventBase]) -> None:
+        self._core.deliver(counsellor_id, events)
+
+    def announce(self, event: EscalationQueued) -> None:
+        _spawn(self._core.announce_here(event), "telling counsellors of an escalation")
 
 
 class LocalConnections(ConnectionHostCore):

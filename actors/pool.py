@@ -19,11 +19,13 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.channel import Outbound
 from actors.connection import SocketTicket
+from actors.desk import PersonCall
 from actors.host import ConnectionHostCore
 from actors.owners import GatewayOwners, GatewayRef, actor_gone
+from actors.peers import RayPeers
 from deployments.clients import ServeReplyGenerator, ServeRiskAssessor
 from haven.errors import HavenError
-from haven.protocol import ClientFrame
+from haven.protocol import ClientFrame, EscalationQueued, ServerEventBase, SessionHistory
 from haven.settings import Settings
 from haven.storage.master_key import master_keys
 from haven.storage.store import Store
@@ -62,7 +64,11 @@ class ConnectionHost:
     """Ray actor body: a `ConnectionHostCore` with its own database pool and model clients."""
 
     def __init__(
-        self, settings: Settings, classifier: DeploymentHandle, generator: DeploymentHandle
+        self,
+        settings: Settings,
+        classifier: DeploymentHandle,
+        generator: DeploymentHandle,
+        name_prefix: str = "",
     ) -> None:
         from models.safety.output_screen import unsafe_reply
 
@@ -73,6 +79,7 @@ class ConnectionHost:
             ServeRiskAssessor(classifier),
             ServeReplyGenerator(generator),
             unsafe_reply,
+            peers=RayPeers(HostPool(settings, classifier, generator, name_prefix)),
         )
         self._check_s = settings.gateway_check_s
         self._owners = GatewayOwners(actor_gone, self._core.detach)
@@ -120,6 +127,63 @@ class ConnectionHost:
     async def stats(self) -> dict[str, int]:
         return {"users": self._core.user_count, "sockets": self._core.socket_count}
 
+    # Counsellors (`actors.desk`): from a Gateway replica, and from the other hosts.
+
+    async def join(self, counsellor_id: str, session_id: str) -> SessionHistory:
+        return await self._core.join(counsellor_id, session_id)
+
+    async def leave(self, counsellor_id: str, session_id: str) -> None:
+        await self._core.leave(counsellor_id, session_id)
+
+    async def person(self, person_id: str, call: PersonCall) -> SessionHistory | None:
+        return await self._core.person(person_id, call)
+
+    async def deliver(self, counsellor_id: str, events: list[ServerEventBase]) -> None:
+        self._core.deliver(counsellor_id, events)
+
+    async def announce(self, event: EscalationQueued) -> None:
+        await self._core.announce_here(event)
+
+
+class HostPool:
+    """Handles to the pool's named host actors, each created on first use (or found, when a
+    Gateway replica or another host created it first)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        classifier: DeploymentHandle,
+        generator: DeploymentHandle,
+        name_prefix: str,
+    ) -> None:
+        self.settings = settings
+        self._classifier = classifier
+        self._generator = generator
+        self._name_prefix = name_prefix
+        self._hosts: dict[int, ActorHandle] = {}
+
+    def host(self, index: int) -> ActorHandle:
+        handle = self._hosts.get(index)
+        if handle is None:
+            remote_cls: Any = ray.remote(ConnectionHost)
+            name = f"{self._name_prefix}-connection-host-{index}"
+            handle = remote_cls.options(**host_actor_options(self.settings, name)).remote(
+                self.settings, self._classifier, self._generator, self._name_prefix
+            )
+            self._hosts[index] = handle
+        return handle
+
+    def host_of(self, user_id: str) -> tuple[int, ActorHandle]:
+        index = host_index(user_id, self.settings.connection_hosts)
+        return index, self.host(index)
+
+    def everyone(self) -> list[tuple[int, ActorHandle]]:
+        return [(index, self.host(index)) for index in range(self.settings.connection_hosts)]
+
+    def forget(self, index: int) -> None:
+        """The host died: the next call creates a fresh one (rebuilt from storage)."""
+        self._hosts.pop(index, None)
+
 
 class RayConnections:
     """`Connections` over the pool of named host actors, created on first use."""
@@ -132,23 +196,12 @@ class RayConnections:
         name_prefix: str,
     ) -> None:
         self._settings = settings
-        self._classifier = classifier
-        self._generator = generator
-        self._name_prefix = name_prefix
-        self._hosts: dict[int, ActorHandle] = {}
+        self._pool = HostPool(settings, classifier, generator, name_prefix)
         # This Gateway replica, so a host can drop its sockets should the replica die.
         self._owner = GatewayRef.current()
 
     def host(self, index: int) -> ActorHandle:
-        handle = self._hosts.get(index)
-        if handle is None:
-            remote_cls: Any = ray.remote(ConnectionHost)
-            name = f"{self._name_prefix}-connection-host-{index}"
-            handle = remote_cls.options(**host_actor_options(self._settings, name)).remote(
-                self._settings, self._classifier, self._generator
-            )
-            self._hosts[index] = handle
-        return handle
+        return self._pool.host(index)
 
     def host_for(self, user_id: str) -> ActorHandle:
         return self.host(host_index(user_id, self._settings.connection_hosts))
@@ -174,7 +227,7 @@ class RayConnections:
                 return
             except RayActorError:
                 # The host died: forget its handle so the next socket starts a new one.
-                self._hosts.pop(index, None)
+                self._pool.forget(index)
                 if started or attempt == 1:
                     raise
 
@@ -199,6 +252,15 @@ class RayConnections:
 
     async def detach(self, user_id: str, socket_id: str) -> None:
         await self.host_for(user_id).detach.remote(user_id, socket_id)
+
+    async def join(self, counsellor_id: str, session_id: str) -> SessionHistory:
+        history: SessionHistory = await self.host_for(counsellor_id).join.remote(
+            counsellor_id, session_id
+        )
+        return history
+
+    async def leave(self, counsellor_id: str, session_id: str) -> None:
+        await self.host_for(counsellor_id).leave.remote(counsellor_id, session_id)
 
     async def ready(self) -> None:
         """Returns once every host of the pool answers (creating those not yet started)."""

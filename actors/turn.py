@@ -74,6 +74,10 @@ class TurnContext:
     broadcast: Emit  # to every socket of the user
     reply: Emit  # to the socket that sent the message
     reply_ended: Callable[[], None] = field(default=lambda: None)
+    # Whether a counsellor is in the session (then the assistant does not reply).
+    counsellor_present: Callable[[str], bool] = field(default=lambda _: False)
+    # An escalation of the session (its level) was recorded in the audit.
+    escalated: Callable[[str, str], None] = field(default=lambda _s, _l: None)
 
 
 class Turn:
@@ -158,7 +162,8 @@ class Turn:
         earlier_user_texts = [m.text for m in history[:-1] if m.role == "user"]
         assessment = await self._assess(stored.text, earlier_user_texts)
         if assessment is None:
-            await self._audit(stored, None, Action.FAIL_CLOSED)
+            if await self._audit(stored, None, Action.FAIL_CLOSED):
+                ctx.escalated(msg.session_id, UNASSESSED)
             return
         self._assessment = assessment
         level = assessment.risk_level
@@ -176,9 +181,11 @@ class Turn:
                         session_id=msg.session_id,
                     )
                 )
-                self._writes.append(
-                    asyncio.ensure_future(self._audit(stored, assessment, escalation_action(level)))
-                )
+                self._writes.append(asyncio.ensure_future(self._escalate(stored, assessment)))
+            if ctx.counsellor_present(msg.session_id):
+                # The counsellor answers; the person's message reached them with its level.
+                self.outcome = "handed_over"
+                return
             await self._reply(level, stored, history)
         finally:
             await asyncio.gather(*self._writes, return_exceptions=True)
@@ -314,9 +321,15 @@ class Turn:
             ctx.broadcast(ErrorEvent.from_error(SafetyUnavailable()))
             return None
 
+    async def _escalate(self, stored: MessageRecord, assessment: Assessment) -> None:
+        level = assessment.risk_level
+        if await self._audit(stored, assessment, escalation_action(level)):
+            self._ctx.escalated(stored.session_id, level.value)
+
     async def _audit(
         self, message: MessageRecord, assessment: Assessment | None, action: Action
-    ) -> None:
+    ) -> bool:
+        """Whether the audit record was written."""
         try:
             await self._ctx.store.audit.record_escalation(
                 user_id=self._ctx.user_id,
@@ -336,6 +349,8 @@ class Turn:
                 self._ctx.user_id,
                 extra=self.log_fields,
             )
+            return False
+        return True
 
     async def _stream(self, stream: ReplyStream, level: RiskLevel, stored: MessageRecord) -> None:
         ctx, session_id = self._ctx, self._message.session_id

@@ -6,19 +6,20 @@ goes out, so nothing a counsellor saw is missing from it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from deployments.access import ROLE_ERRORS, Counsellor
 from deployments.rest import Services
 from deployments.rest_docs import error_responses
+from haven.errors import AlreadyJoined, NotFound
+from haven.protocol import SessionHistory
+from haven.storage.queue import QUEUE_WINDOW
 
-# How far back an escalation keeps a conversation in the queue.
-QUEUE_WINDOW = timedelta(hours=24)
 QUEUE_READ = "queue"
 
 
@@ -80,3 +81,34 @@ async def queue(counsellor: Counsellor, svc: Services) -> list[QueuedConversatio
         )
         for entry in entries
     ]
+
+
+@router.post(
+    "/counsellor/sessions/{session_id}/join",
+    tags=["counsellor"],
+    summary="Join a conversation of the queue",
+    response_description="The conversation so far, oldest first.",
+    responses=error_responses(*ROLE_ERRORS, NotFound(), AlreadyJoined()),
+)
+async def join(session_id: str, counsellor: Counsellor, svc: Services) -> SessionHistory:
+    """What the socket's `join` frame does, for clients that are not sockets: the person is
+    told a counsellor joined, and the assistant stops replying until the counsellor leaves.
+    The counsellor's open sockets get `session_history` and every later event of the session.
+    404 `not_found` for a conversation that is not in the queue (its existence is not
+    revealed); 409 `already_joined` while another counsellor is in it."""
+    return await svc.connections.join(counsellor.user_id, session_id)
+
+
+@router.post(
+    "/counsellor/sessions/{session_id}/leave",
+    tags=["counsellor"],
+    summary="Leave a conversation",
+    status_code=204,
+    responses=error_responses(*ROLE_ERRORS, NotFound()),
+)
+async def leave(session_id: str, counsellor: Counsellor, svc: Services) -> Response:
+    """What the socket's `leave` frame does: the person gets `counsellor_left` and the
+    assistant answers again from their next message. 404 `not_found` unless this counsellor
+    is in the conversation."""
+    await svc.connections.leave(counsellor.user_id, session_id)
+    return Response(status_code=204)

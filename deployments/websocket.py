@@ -155,7 +155,10 @@ async def _serve(
     user_id, socket_id = claims.user_id, connection_id
     log_fields = {"connection_id": connection_id}
     ticket = SocketTicket(
-        jti=claims.jti or None, expires_at=float(claims.expires_at), last_seq=_last_seq(websocket)
+        jti=claims.jti or None,
+        expires_at=float(claims.expires_at),
+        last_seq=_last_seq(websocket),
+        role=claims.role,
     )
     frames = svc.connections.attach(user_id, socket_id, ticket)
     try:

@@ -116,6 +116,15 @@ def _schemas() -> dict[str, dict[str, Any]]:
     return found
 
 
+def message_name(model: type[BaseModel]) -> str:
+    """The message's key in the document: its `type`, but a client frame whose `type` a server
+    event also has (`counsellor_message`) gets `_frame` after it, so both have a key."""
+    name = wire_type(model)
+    if model in CLIENT_FRAMES and name in {wire_type(event) for event in SERVER_EVENTS}:
+        return f"{name}_frame"
+    return name
+
+
 def _message(model: type[BaseModel]) -> dict[str, Any]:
     name, doc = wire_type(model), _linked(model_doc(model))
     message: dict[str, Any] = {
@@ -151,7 +160,7 @@ def _operations() -> dict[str, Any]:
     channel = {"$ref": f"#/channels/{CHANNEL}"}
 
     def ref(model: type[BaseModel]) -> dict[str, str]:
-        return {"$ref": f"#/channels/{CHANNEL}/messages/{wire_type(model)}"}
+        return {"$ref": f"#/channels/{CHANNEL}/messages/{message_name(model)}"}
 
     operations: dict[str, Any] = {}
     for action, models in (("send", CLIENT_FRAMES), ("receive", SERVER_EVENTS)):
@@ -174,7 +183,7 @@ def _operations() -> dict[str, Any]:
 def build() -> dict[str, Any]:
     """The AsyncAPI document as plain data; raises when one of its `$ref`s points nowhere."""
     models = (*CLIENT_FRAMES, *SERVER_EVENTS)
-    messages = {wire_type(model): _message(model) for model in models}
+    messages = {message_name(model): _message(model) for model in models}
     document: dict[str, Any] = {
         "asyncapi": "3.0.0",
         "info": asyncapi_channel.info(version("haven")),

@@ -464,7 +464,7 @@ class CounsellorMessageEvent(ServerEventBase):
     duplicate: bool | None = Field(
         default=None,
         description="`true` when this repeats an already stored message (same "
-        "`client_message_id`); sent only to the counsellor's socket that resent it.",
+        "`client_message_id`); sent only to the counsellor, not to the person again.",
     )
 
 

@@ -23,6 +23,7 @@ SESSION_ID = "8b6f3c3e-2f1a-4c55-9a51-0d6f2f1f7e21"
 CLIENT_MESSAGE_ID = "c-20241112-0001"
 USER_MESSAGE_ID = "0b9e4f0c-6a57-4d8e-b1f4-3c2d0b7a9e11"
 REPLY_ID = "5d1c7a2e-9f83-4b6a-8e0d-7c4b2a1f6d30"
+COUNSELLOR_MESSAGE_ID = "3f2a9c41-7b0e-4d6f-a8c5-1e9d2b4f6a70"
 TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1LTEiLCJleHAiOjE3MzE0MDYwMDB9.c2ln"
 
 
@@ -223,7 +224,101 @@ def _other_events() -> list[Example]:
     ]
 
 
-EXAMPLES: tuple[Example, ...] = (*_client_frames(), *_turn_events(), *_other_events())
+def _counsellor_examples() -> list[Example]:
+    cara = p.CounsellorRef(display_name="Cara")
+    said = p.CounsellorText(
+        id=COUNSELLOR_MESSAGE_ID,
+        text="Hi, I'm Cara, a counsellor. I'm here with you.",
+        counsellor=cara,
+    )
+    return [
+        Example(
+            "join", "Join a conversation of the queue", p.Join(type="join", session_id=SESSION_ID)
+        ),
+        Example(
+            "counsellor_writes",
+            "A counsellor writes to the person",
+            p.CounsellorSay(
+                type="counsellor_message",
+                session_id=SESSION_ID,
+                message_text=said.text,
+                client_message_id="k-20241112-0001",
+            ),
+        ),
+        Example(
+            "leave", "Hand back to the assistant", p.Leave(type="leave", session_id=SESSION_ID)
+        ),
+        Example(
+            "escalation_queued",
+            "To counsellors: a conversation escalated",
+            p.EscalationQueued(
+                timestamp=_at("01:02.310"),
+                seq=7,
+                session_id=SESSION_ID,
+                risk_level="high",
+                last_escalation_at=_at("01:02.305"),
+                display_name="Ana",
+            ),
+        ),
+        Example(
+            "session_history",
+            "To the counsellor who joined",
+            p.SessionHistory(
+                timestamp=_at("02:10.050"),
+                seq=8,
+                session_id=SESSION_ID,
+                display_name="Ana",
+                messages=[
+                    p.HistoryMessage(
+                        id=USER_MESSAGE_ID,
+                        role="user",
+                        text="I feel anxious today",
+                        created_at=_at("00:03.118"),
+                        risk_level="low",
+                    ),
+                    p.HistoryMessage(
+                        id=REPLY_ID,
+                        role="assistant",
+                        text="That sounds really hard. What has been weighing on you most today?",
+                        created_at=_at("00:04.890"),
+                    ),
+                ],
+            ),
+        ),
+        Example(
+            "counsellor_joined",
+            "To the person: a counsellor is here",
+            p.CounsellorJoined(
+                timestamp=_at("02:10.060"), seq=60, session_id=SESSION_ID, counsellor=cara
+            ),
+        ),
+        Example(
+            "counsellor_message",
+            "A counsellor's message",
+            p.CounsellorMessageEvent(
+                timestamp=_at("02:31.400"), seq=61, session_id=SESSION_ID, message=said
+            ),
+        ),
+        Example(
+            "counsellor_left",
+            "The assistant answers again",
+            p.CounsellorLeft(
+                timestamp=_at("20:05.000"),
+                seq=70,
+                session_id=SESSION_ID,
+                counsellor=cara,
+                reason="left",
+            ),
+        ),
+    ]
+
+
+EXAMPLES: tuple[Example, ...] = (
+    *_client_frames(),
+    *_turn_events(),
+    *_other_events(),
+    *_counsellor_examples(),
+)
 
 
 def examples_of(model: type[BaseModel]) -> list[Example]:

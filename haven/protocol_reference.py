@@ -31,7 +31,13 @@ DOC_PATH = generated_docs.DOCS / "protocol.md"
 
 CLIENT_FRAMES: tuple[type[BaseModel], ...] = get_args(protocol.ClientFrame)
 SERVER_EVENTS: tuple[type[BaseModel], ...] = get_args(get_args(protocol.ServerEvent)[0])
-OBJECTS: tuple[type[BaseModel], ...] = (protocol.CompletedMessage, protocol.EmergencyResources)
+OBJECTS: tuple[type[BaseModel], ...] = (
+    protocol.CompletedMessage,
+    protocol.EmergencyResources,
+    protocol.CounsellorRef,
+    protocol.CounsellorText,
+    protocol.HistoryMessage,
+)
 
 # `InvalidMessage` codes raised outside `codec.FRAME_ERROR_CODES`.
 OTHER_INVALID_MESSAGE_CODES = ("nothing_to_cancel",)
@@ -45,8 +51,6 @@ REST_ONLY = (
     "TooManyRegistrations",
     "RequestTooLarge",
     "InvalidRequest",
-    "Forbidden",
-    "NotFound",
 )
 # When each error is sent: by class name, and by code for the codes of `InvalidMessage`.
 ERROR_WHEN: dict[str, str] = {
@@ -70,6 +74,14 @@ ERROR_WHEN: dict[str, str] = {
     "ConnectingTooOften": "More than `new_connections_per_minute` new sockets in a minute.",
     "SlowConsumer": "More than `outbound_queue_bytes` waited to be written to the socket.",
     "FrameTooLarge": "A frame larger than `max_frame_bytes`; do not send it again.",
+    "Forbidden": "`join`, `counsellor_message` or `leave` from a token (or an account) whose role "
+    "is not `counsellor`; nothing changes.",
+    "NotFound": "`join` of a conversation that is not in the queue (deleted, never escalated, or "
+    "not a session at all: never told apart); `counsellor_message` or `leave` in a conversation "
+    "the counsellor is not in.",
+    "AlreadyJoined": "`join` of a conversation another counsellor is in.",
+    "UnsafeMessage": "A counsellor's `counsellor_message` that the output screen stops (means or "
+    "method detail); it was not stored or sent.",
     "StoredDataUnreadable": "A stored message of the conversation failed its integrity check "
     "(altered or moved in the database); the turn stopped rather than use it.",
     "invalid_json": "A text frame that is not JSON.",

@@ -30,6 +30,7 @@ TurnOutcome = Literal[
     "unassessed",  # the classifier failed or timed out: resources and an error, no reply
     "refused",  # the message was refused before it was stored (e.g. unknown session)
     "duplicate",  # a resend of a stored message, answered from storage
+    "handed_over",  # a counsellor is in the conversation: stored and screened, not answered
 ]
 ReplyKind = Literal["generated", "fixed"]
 RateLimit = Literal[

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import insert, select
@@ -23,6 +23,8 @@ from haven.storage.tables import ChatSession, CounsellorRead, Escalation, User
 # Most urgent first. An unassessed message ranks below an assessed high: its risk is unknown,
 # not known to be high, but it is queued all the same (fail closed).
 QUEUED_LEVELS: tuple[str, ...] = ("critical", "high", UNASSESSED)
+# How far back an escalation keeps a conversation in the queue.
+QUEUE_WINDOW = timedelta(hours=24)
 _URGENCY = {level: len(QUEUED_LEVELS) - rank for rank, level in enumerate(QUEUED_LEVELS)}
 
 

@@ -8,11 +8,12 @@ from collections.abc import Mapping, Sequence
 from haven.risk import Assessment, RiskLevel
 from models.safety.encoder import FEATURE_DIM, MiniLMEncoder, fast_dtype
 from models.safety.head import Head, decide, load_head
+from models.safety.windows import pool_by_owner, split
 
 DEFAULT_HEAD_PATH = pathlib.Path(__file__).resolve().parent / "weights" / "head.safetensors"
 MODEL_NAME = "minilm-l6-head"
-# Far more characters than 256 tokens can cover: trimming first keeps a pasted novel from costing
-# a full tokenisation pass before truncation throws nearly all of it away.
+# A long post is read whole in overlapping windows (windows.py); past this many characters (the
+# service accepts 4,000) the rest of a pasted novel is not read, which bounds the cost.
 MAX_CHARS = 10_000
 BATCH_SIZE = 32
 
@@ -55,12 +56,21 @@ class SafetyModel:
         if not texts:
             return []
         cleaned = [clean(t) for t in texts]
+        # Every window of every text in one pass, then each text's windows pooled (windows.py).
+        windows: list[str] = []
+        owners: list[int] = []
+        for index, text in enumerate(cleaned):
+            pieces = split(self.encoder.tokenizer, text)
+            windows.extend(pieces)
+            owners.extend([index] * len(pieces))
         # Heads of the first format read the plain embedding, newer ones the richer features.
         if self.head.input_dim == FEATURE_DIM:
-            embeddings = self.encoder.features(cleaned, batch_size=BATCH_SIZE)
+            embeddings = self.encoder.features(windows, batch_size=BATCH_SIZE)
         else:
-            embeddings = self.encoder.encode(cleaned, batch_size=BATCH_SIZE)
-        probabilities = self.head.probabilities(embeddings, cleaned)
+            embeddings = self.encoder.encode(windows, batch_size=BATCH_SIZE)
+        probabilities = self.head.probabilities(embeddings, windows)
+        if len(windows) > len(cleaned):
+            probabilities = pool_by_owner(probabilities, owners, len(cleaned))
         levels = decide(probabilities, self.thresholds)
         labels = self.head.labels
         return [

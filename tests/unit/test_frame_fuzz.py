@@ -69,6 +69,14 @@ VALID_EXAMPLES: dict[str, dict[str, Any]] = {
     "cancel": {"type": "cancel", "message_id": "m1"},
     "auth": {"type": "auth", "token": "t.t.t"},
     "resume": {"type": "resume", "last_seq": 3},
+    "join": {"type": "join", "session_id": "s1"},
+    "counsellor_message": {
+        "type": "counsellor_message",
+        "session_id": "s1",
+        "message_text": "I'm here",
+        "client_message_id": "k1",
+    },
+    "leave": {"type": "leave", "session_id": "s1"},
 }
 
 
