@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -14,7 +16,7 @@ from deployments.device import pick_device
 from haven import metrics
 from haven.logging_context import send_to_serve_log
 from haven.risk import Assessment, RiskLevel
-from models.safety.pipeline import combine, context_text
+from models.safety.pipeline import combine, context_text, earlier_texts
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ class SafetyOptions(BaseModel):
     threads: int | None = Field(default=None, ge=1)
     max_batch_size: int = Field(default=32, ge=1)
     batch_wait_timeout_s: float = Field(default=0.005, ge=0)
+    # Own readings of recent messages, by a digest of their text (never the text): a turn's
+    # earlier messages were read on their own turns, so the trajectory seldom costs a model pass.
+    readings_cache: int = Field(default=4096, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> SafetyOptions:
@@ -67,44 +72,77 @@ class SafetyClassifier:
         # @serve.batch wraps the method in an object with these setters; its stubs don't say so.
         self._assess_batch.set_max_batch_size(options.max_batch_size)  # type: ignore[attr-defined]
         self._assess_batch.set_batch_wait_timeout_s(options.batch_wait_timeout_s)  # type: ignore[attr-defined]
+        self._readings: OrderedDict[str, Assessment] = OrderedDict()
+        self._readings_size = options.readings_cache
 
     async def assess(self, text: str, context: list[str], turn_id: str | None = None) -> Assessment:
-        """`_assess`, timed (haven_classifier_message_seconds) and logged under `turn_id`."""
+        """The message read alone, after the person's last few messages, and in the trajectory
+        of their earlier messages' own readings (`models.safety.pipeline.combine`); timed
+        (haven_classifier_message_seconds). Logged under `turn_id` at INFO from `medium` up or
+        when a rule or the conversation raised the level, at DEBUG otherwise."""
         started = time.perf_counter()
         assessment = await self._assess(text, context)
         seconds = time.perf_counter() - started
         metrics.classifier_message(seconds)
-        logger.info(
-            "risk assessed: %s",
-            assessment.risk_level.value,
-            extra={
-                "turn_id": turn_id,
-                "risk_level": assessment.risk_level.value,
-                "raised_by": assessment.raised_by,
-                "seconds": round(seconds, 4),
-            },
-        )
+        worth = assessment.raised_by is not None or assessment.risk_level.at_least(RiskLevel.MEDIUM)
+        level = logging.INFO if worth else logging.DEBUG
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "risk assessed: %s",
+                assessment.risk_level.value,
+                extra={
+                    "turn_id": turn_id,
+                    "risk_level": assessment.risk_level.value,
+                    "raised_by": assessment.raised_by,
+                    "seconds": round(seconds, 4),
+                },
+            )
         return assessment
 
     async def _assess(self, text: str, context: list[str]) -> Assessment:
-        """The new message alone, and read after the person's last few messages: the higher
-        of the two, so that "ok" after a described plan is still taken seriously; then the
-        rule layer, which can only raise the level."""
+        """Every text the turn needs (the message, the joined text, earlier messages not in the
+        readings cache) goes to the model in one batched call."""
         joined = context_text(text, context)
-        if joined is None:
-            return combine(text, context, await self._assess_batch(text), None)
-        alone, in_context = await asyncio.gather(
-            self._assess_batch(text), self._assess_batch(joined)
-        )
-        return combine(text, context, alone, in_context)
+        earlier = earlier_texts(context)
+        keys = [_digest(t) for t in earlier]
+        known = [self._readings.get(k) for k in keys]
+        missing = [t for t, a in zip(earlier, known, strict=True) if a is None]
+        needed = [text, *([joined] if joined is not None else []), *missing]
+        results = await self._assess_batch(needed)
+        alone, rest = results[0], iter(results[1:])
+        in_context = next(rest) if joined is not None else None
+        readings = [a if a is not None else next(rest) for a in known]
+        for key, reading in zip(keys, readings, strict=True):
+            self._remember(key, reading)
+        self._remember(_digest(text), alone)
+        return combine(text, context, alone, in_context, readings)
+
+    def _remember(self, key: str, reading: Assessment) -> None:
+        if self._readings_size == 0:
+            return
+        self._readings[key] = reading
+        self._readings.move_to_end(key)
+        while len(self._readings) > self._readings_size:
+            self._readings.popitem(last=False)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
-    async def _assess_batch(self, texts: list[str]) -> list[Assessment]:
-        # The model call blocks for milliseconds; keep the replica's event loop free meanwhile.
+    async def _assess_batch(self, requests: list[list[str]]) -> list[list[Assessment]]:
+        # One model call for the texts of every turn in the batch; the call blocks for
+        # milliseconds, so it runs off the replica's event loop.
+        texts = [t for request in requests for t in request]
         started = time.perf_counter()
         assessments = await asyncio.to_thread(self._model.assess, texts)
         metrics.classifier_batch(len(texts), time.perf_counter() - started)
-        return assessments
+        out, start = [], 0
+        for request in requests:
+            out.append(assessments[start : start + len(request)])
+            start += len(request)
+        return out
 
     async def ready(self) -> bool:
         return True
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

@@ -6,7 +6,10 @@ higher level wins, so that "ok" after a described plan is still taken seriously.
 out-of-distribution text from reading as danger: a content-free message (`content.py`) is never
 above `low` on its own reading, and a message in a language the model was not trained on
 (`language.py`) is read as `medium` whatever the model says. The rule layer then reads the
-message and its context and can only raise the result.
+message and its context and can only raise the result, and the conversation's trajectory (the
+person's earlier messages each read alone, `trajectory.py`) bounds the joined reading of a steady
+mild conversation, carries a plan over a content-free reply and completes a plan told across
+several messages.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Protocol
 
 from haven.risk import Assessment, RiskLevel
 from models.safety import content, language, rules
+from models.safety.trajectory import TRAJECTORY_MESSAGES, Trajectory
 
 # How many earlier messages of the person are read together with the new one.
 CONTEXT_MESSAGES = 3
@@ -56,20 +60,52 @@ def at_level(assessment: Assessment, level: RiskLevel) -> Assessment:
     return assessment.model_copy(update={"risk_level": level})
 
 
-def combine(
-    text: str, context: Sequence[str], alone: Assessment, joined: Assessment | None
-) -> Assessment:
-    """The higher of the two model readings, bounded for out-of-distribution text, then raised
-    by the rules where they fire."""
+def own_reading(text: str, alone: Assessment) -> Assessment:
+    """A message's reading on its own, bounded for out-of-distribution text."""
     if content.content_free(text):
-        alone = cap(alone, CONTENT_FREE_CEILING)
-    elif language.route(text) is language.Route.UNTRAINED:
-        # Guesswork both ways in a language the model never saw: neither trusted (language.py).
-        alone = at_level(alone, UNTRAINED_LANGUAGE_LEVEL)
+        return cap(alone, CONTENT_FREE_CEILING)
+    if language.route(text) is language.Route.UNTRAINED:
+        # Guesswork both ways in a language the model never saw: not trusted (language.py).
+        return at_level(alone, UNTRAINED_LANGUAGE_LEVEL)
+    return alone
+
+
+def earlier_texts(context: Sequence[str]) -> list[str]:
+    """The earlier messages whose own readings make the trajectory, oldest first."""
+    return [c for c in context[-TRAJECTORY_MESSAGES:] if c.strip()]
+
+
+def combine(
+    text: str,
+    context: Sequence[str],
+    alone: Assessment,
+    joined: Assessment | None,
+    earlier: Sequence[Assessment] = (),
+) -> Assessment:
+    """The turn's level: the message's own reading, the joined one as far as the trajectory lets
+    it count, then raised by the trajectory and the rules where they fire. `earlier`: the own
+    readings (model, before these bounds) of `earlier_texts(context)`, in order; without them the
+    joined reading counts in full."""
+    alone = own_reading(text, alone)
+    if language.route(text) is language.Route.UNTRAINED:
         joined = None
+    texts = earlier_texts(context)
+    own = [own_reading(t, a).risk_level for t, a in zip(texts, earlier, strict=False)]
+    path = Trajectory(tuple(own), alone.risk_level)
     best = alone
-    if joined is not None and joined.risk_level.rank > alone.risk_level.rank:
-        best = joined
+    if joined is not None:
+        ceiling = path.joined_ceiling()
+        if ceiling is not None:
+            joined = cap(joined, ceiling)
+        if joined.risk_level.rank > alone.risk_level.rank:
+            best = joined
+    carried = path.carried(text)
+    if carried is not None and carried.rank > best.risk_level.rank:
+        best = best.model_copy(update={"risk_level": carried, "raised_by": "conversation_context"})
+    if path.completes_plan(text, texts) and best.risk_level is not RiskLevel.CRITICAL:
+        return best.model_copy(
+            update={"risk_level": RiskLevel.CRITICAL, "raised_by": "plan_completed"}
+        )
     hit = rules.check(text, context[-CONTEXT_MESSAGES:])
     if hit is None or hit.level.rank <= best.risk_level.rank:
         return best
@@ -79,15 +115,27 @@ def combine(
 def assess_conversations(
     model: RiskModel, items: Sequence[tuple[str, Sequence[str]]], chunk: int = 256
 ) -> list[Assessment]:
-    """Assess many (message, earlier messages) pairs exactly as the deployment does, batched."""
+    """Assess many (message, earlier messages) pairs exactly as the deployment does, batched:
+    every distinct text of a chunk (messages, joined texts, earlier messages) is read once."""
     out: list[Assessment] = []
     for start in range(0, len(items), chunk):
         part = items[start : start + chunk]
-        texts = [text for text, _ in part]
-        joined = [context_text(text, context) for text, context in part]
-        extra = [j for j in joined if j is not None]
-        results = model.assess(texts + extra)
-        alone, rest = results[: len(texts)], iter(results[len(texts) :])
-        for (text, context), a, j in zip(part, alone, joined, strict=True):
-            out.append(combine(text, context, a, next(rest) if j is not None else None))
+        needed: dict[str, int] = {}
+        for text, context in part:
+            for t in (text, context_text(text, context), *earlier_texts(context)):
+                if t is not None:
+                    needed.setdefault(t, len(needed))
+        results = model.assess(list(needed))
+        for text, context in part:
+            joined = context_text(text, context)
+            earlier = [results[needed[t]] for t in earlier_texts(context)]
+            out.append(
+                combine(
+                    text,
+                    context,
+                    results[needed[text]],
+                    results[needed[joined]] if joined is not None else None,
+                    earlier,
+                )
+            )
     return out

@@ -3,6 +3,7 @@ tokenizer built here from a handful of words, saved to a temporary folder (nothi
 
 from __future__ import annotations
 
+import collections
 import json
 import pathlib
 
@@ -141,26 +142,32 @@ async def test_deployment_reads_context_and_applies_rules(model_dir: pathlib.Pat
     from deployments.safety import SafetyClassifier
 
     model = HFSafetyModel(model_dir, LABEL_MAP, {"critical": 0.99, "medium": 0.99}, threads=1)
-    seen: list[str] = []
+    seen: list[list[str]] = []
 
-    async def assess_batch(text: str) -> Assessment:
+    async def assess_batch(texts: list[str]) -> list[Assessment]:
         # Stands in for the @serve.batch method, which needs a running Serve replica.
-        seen.append(text)
-        return model.assess([text])[0]
+        seen.append(texts)
+        return model.assess(texts)
 
     # The class behind the deployment, without Serve: its context and rule handling.
     classifier = SafetyClassifier.func_or_class.__new__(SafetyClassifier.func_or_class)  # type: ignore[attr-defined]
     classifier._assess_batch = assess_batch
+    classifier._readings, classifier._readings_size = collections.OrderedDict(), 16
     plain = await classifier.assess("i feel fine", [])
     assert plain.raised_by is None and plain.risk_level is RiskLevel.NONE
-    assert seen == ["i feel fine"]
+    assert seen == [["i feel fine"]]
     # "do it tonight" is only a plan in the light of the earlier messages.
     context = ["hi", "the rope is in my bag", "nobody knows", "I'm tired"]
     raised = await classifier.assess("i'm going to do it tonight", context)
     assert (raised.risk_level, raised.raised_by) == (RiskLevel.CRITICAL, "plan_with_timing")
     assert raised.model_id == f"hf:{model_dir.name}"
-    # The message alone and after the last three earlier messages.
-    assert seen[1:] == [
+    # One model call for the turn: the message alone, after the last three earlier messages,
+    # and each earlier message on its own (the trajectory), in order.
+    assert seen[1] == [
         "i'm going to do it tonight",
         "the rope is in my bag\nnobody knows\nI'm tired\ni'm going to do it tonight",
+        *context,
     ]
+    # The next turn reads the earlier messages' own readings from the cache.
+    await classifier.assess("ok", [*context, "i'm going to do it tonight"])
+    assert seen[2] == ["ok", "nobody knows\nI'm tired\ni'm going to do it tonight\nok"]
