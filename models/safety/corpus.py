@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with args.out.open("w", encoding="utf-8") as fh:
         for item in load_written(args.written):
             if item.split == args.split:
-                row: dict[str, object] = {"risk_level": RISK_LEVELS[item.level]}
+                row: dict[str, object] = {"risk_level": RISK_LEVELS[item.level], "file": item.file}
                 if item.file == CONVERSATIONS:
                     row["messages"] = list(item.messages)
                 else:

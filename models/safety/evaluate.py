@@ -5,9 +5,11 @@
         [--label-map '{"LABEL": "level"}'] [--thresholds '{"high": 0.3}']
 
 Each input line is {"text": ...} or {"messages": [...]} (the last message is assessed in the
-context of the earlier ones), optionally with a label under "risk_level" or "level". Writes one
-{"risk_level", "scores"} line per input, in order, and prints as its last line a JSON summary
-over the labelled lines.
+context of the earlier ones), optionally with a label under "risk_level" or "level" and the
+written file it came from under "file". Writes one {"risk_level", "scores"} line per input, in
+order, and prints as its last line a JSON summary over the labelled lines, with the per-slice
+figures under "slices" (language, route, form, length, file: `slices.py`) and
+"content_free_above_low".
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from haven.risk import RISK_LEVELS
+from models.safety import slices
 from models.safety.loading import ModelKind, load_risk_model
 from models.safety.metrics import report
 from models.safety.pipeline import RiskModel, assess_conversations
@@ -51,8 +54,20 @@ def read_items(path: pathlib.Path) -> tuple[list[tuple[str, list[str]]], list[st
     return items, labels
 
 
+def read_files(path: pathlib.Path) -> list[str | None]:
+    """The "file" field of every non-empty line (None where absent), in `read_items`' order."""
+    return [
+        json.loads(line).get("file")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+
+
 def evaluate(
-    model: RiskModel, items: Sequence[tuple[str, list[str]]], labels: Sequence[str | None]
+    model: RiskModel,
+    items: Sequence[tuple[str, list[str]]],
+    labels: Sequence[str | None],
+    files: Sequence[str | None] | None = None,
 ) -> tuple[list[dict[str, object]], dict[str, object]]:
     assessments = assess_conversations(model, items)
     predictions: list[dict[str, object]] = [
@@ -67,6 +82,12 @@ def evaluate(
     y_pred = np.array([assessments[i].risk_level.rank for i in labelled], dtype=np.int64)
     summary = report(y_true, y_pred)
     summary["raised_by_rules"] = sum(a.raised_by is not None for a in assessments)
+    item_files = files if files is not None else [None] * len(items)
+    names = [slices.names(items[i][0], items[i][1], item_files[i]) for i in labelled]
+    summary["slices"] = slices.by_slice(y_true, y_pred, names)
+    summary["content_free_above_low"] = slices.content_free_above_low(
+        items, [a.risk_level.rank for a in assessments]
+    )
     return predictions, summary
 
 
@@ -96,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         threads=args.threads,
     )
-    predictions, summary = evaluate(model, items, labels)
+    predictions, summary = evaluate(model, items, labels, read_files(args.data))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as fh:
         for row in predictions:

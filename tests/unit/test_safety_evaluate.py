@@ -47,9 +47,52 @@ def test_cli_writes_one_prediction_per_line_and_a_summary(
     assert sum(map(sum, summary["confusion"])) == summary["n"]
     assert set(summary["per_level"]) == set(RISK_LEVELS)
     assert set(summary["per_level"]["high"]) == {"precision", "recall", "f1", "support"}
+    # Per-slice figures are extra keys; every labelled item is in one form and one length slice.
+    slices = summary["slices"]
+    assert slices["form:single"]["n"] == 6  # one conversation alone is below the slice minimum
+    assert "form:conversation" not in slices
+    assert slices["route:english"]["n"] == summary["n"]
+    assert set(slices["form:single"]) == {
+        "n",
+        "qwk",
+        "critical_miss_rate",
+        "over_escalation_rate",
+    }
+    assert summary["content_free_above_low"] == 0
     # "the rope is ready" is explicit: the rule layer makes it critical whatever the model says.
     assert predictions[6]["risk_level"] == "critical"
     assert predictions[1]["risk_level"] in ("none", "low")
+
+
+def test_slices_name_language_form_length_and_file() -> None:
+    from models.safety import slices
+
+    assert slices.names("ok", [], None) == [
+        "language:und",
+        "route:english",
+        "form:single",
+        "length:short",
+    ]
+    long_spanish = "Me siento muy sola desde que me mudé de ciudad. " * 30
+    assert slices.names(long_spanish, ["hola"], "multilingual") == [
+        "language:es",
+        "route:trained",
+        "form:conversation",
+        "length:long",
+        "file:multilingual",
+    ]
+    import numpy as np
+
+    y = np.array([0, 0, 1, 1, 3, 4])
+    pred = np.array([3, 0, 1, 1, 3, 2])
+    names = [["a"], ["a"], ["a"], ["a"], ["a", "b"], ["a"]]
+    table = slices.by_slice(y, pred, names)
+    assert set(table) == {"a"}  # "b" has fewer items than the minimum
+    assert table["a"]["n"] == 6
+    assert table["a"]["over_escalation_rate"] == 0.25
+    assert table["a"]["critical_miss_rate"] == 0.5
+    items = [("ok", []), ("ok", ["the rope is ready"]), ("socket", [])]
+    assert slices.content_free_above_low(items, [3, 4, 1]) == 1
 
 
 def test_bad_lines_are_reported(tmp_path: pathlib.Path) -> None:
