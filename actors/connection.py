@@ -254,6 +254,10 @@ class ConnectionActor:
             self.close_socket(socket_id, AccountDeleted())
         return len(sockets)
 
+    def forget_session(self, session_id: str) -> None:
+        """The session was deleted: its events are no longer replayed, nor written."""
+        self.replay.drop_session(session_id)
+
     def close_socket(self, socket_id: str, error: HavenError) -> None:
         socket = self._sockets.get(socket_id)
         if socket is not None:

@@ -59,6 +59,10 @@ class Connections(Protocol):
         """The user's account was erased: closes all their sockets (4010)."""
         ...
 
+    async def forget_session(self, user_id: str, session_id: str) -> None:
+        """The session was deleted: drops its events from the user's replay log."""
+        ...
+
     async def detach(self, user_id: str, socket_id: str) -> None: ...
 
     async def join(self, counsellor_id: str, session_id: str) -> SessionHistory:
@@ -191,6 +195,11 @@ class ConnectionHostCore:
     async def erase(self, user_id: str) -> int:
         actor = self._actors.get(user_id)
         return actor.erase() if actor is not None else 0
+
+    async def forget_session(self, user_id: str, session_id: str) -> None:
+        actor = self._actors.get(user_id)
+        if actor is not None:
+            actor.forget_session(session_id)
 
     async def detach(self, user_id: str, socket_id: str) -> None:
         actor = self._actors.get(user_id)

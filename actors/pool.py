@@ -121,6 +121,9 @@ class ConnectionHost:
     async def erase(self, user_id: str) -> int:
         return await self._core.erase(user_id)
 
+    async def forget_session(self, user_id: str, session_id: str) -> None:
+        await self._core.forget_session(user_id, session_id)
+
     async def detach(self, user_id: str, socket_id: str) -> None:
         await self._core.detach(user_id, socket_id)
 
@@ -249,6 +252,9 @@ class RayConnections:
     async def erase(self, user_id: str) -> int:
         result: int = await self.host_for(user_id).erase.remote(user_id)
         return result
+
+    async def forget_session(self, user_id: str, session_id: str) -> None:
+        await self.host_for(user_id).forget_session.remote(user_id, session_id)
 
     async def detach(self, user_id: str, socket_id: str) -> None:
         await self.host_for(user_id).detach.remote(user_id, socket_id)

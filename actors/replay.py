@@ -89,6 +89,14 @@ class ReplayLog:
         self._log.clear()
         self._chunks.clear()
 
+    def drop_session(self, session_id: str) -> None:
+        """The session was deleted (its stored events went with it): its events are neither
+        replayed from memory nor written later."""
+        self._pending = [e for e in self._pending if e.session_id != session_id]
+        kept = [e for e in self._log if e.session_id != session_id]
+        self._log.clear()
+        self._log.extend(kept)
+
     def reply_ended(self) -> None:
         """The reply in flight ended without completing (failed): its chunks are not replayed."""
         self._chunks.clear()

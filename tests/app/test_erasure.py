@@ -3,6 +3,7 @@ name unknown to login; the audit report counts the same. On SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -178,3 +179,20 @@ def test_deleting_a_session_removes_its_event_log_entries(harness: Harness) -> N
             return len((await conn.execute(stmt)).all())
 
     assert _run(harness, messages_left()) == 0
+
+
+def test_resume_after_deleting_a_session_replays_nothing_of_it(harness: Harness) -> None:
+    ana = harness.register("ana")
+    gone, kept = harness.new_session(ana), harness.new_session(ana)
+    with connect(harness, ana) as ws:  # stays open: the replay is served from memory
+        until(ws, "connection")
+        for session_id, text in ((gone, "words to delete"), (kept, "words to keep")):
+            send(ws, session_id, text)
+            until(ws, "assistant_message_complete")
+        assert harness.client.delete(f"/sessions/{gone}", headers=_auth(ana)).status_code == 204
+        with connect(harness, ana, "&last_seq=0") as again:
+            until(again, "connection")
+            replay = until(again, "resumed")
+    replayed = json.dumps(replay)
+    assert gone not in replayed and "words to delete" not in replayed
+    assert kept in replayed and "words to keep" in replayed
