@@ -92,7 +92,15 @@ async def index(request: Request) -> Response:
     return _serve(request, ASSETS["index.html"])
 
 
+@router.get("/counsellor")
+async def counsellor_console(request: Request) -> Response:
+    return _serve(request, ASSETS["counsellor.html"])
+
+
+# The pages have one address each, `/` and `/counsellor`.
+_PAGES = ("index.html", "counsellor.html")
+
+
 @router.get(STATIC_PREFIX + "/{name}")
 async def static_asset(name: str, request: Request) -> Response:
-    # The page itself has one address, `/`.
-    return _serve(request, None if name == "index.html" else ASSETS.get(name))
+    return _serve(request, None if name in _PAGES else ASSETS.get(name))

@@ -67,4 +67,5 @@ export const api = {
   newSession: (token) => call("POST", "/sessions", { token }),
   messages: (token, sessionId) =>
     call("GET", `/sessions/${encodeURIComponent(sessionId)}/messages`, { token }),
+  queue: (token) => call("GET", "/counsellor/queue", { token }),
 };

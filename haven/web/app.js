@@ -21,6 +21,17 @@ let socket = null;
 let sessionId = null;
 let replyInFlight = null; // message_id of the reply being written in this conversation
 const sent = new Map(); // client_message_id -> { sessionId, text } of this tab's messages
+const counsellors = new Map(); // session id -> display name of the counsellor in it
+
+// While a counsellor is in this conversation, say so above it.
+function showCounsellor() {
+  const banner = $("counsellor-banner");
+  const name = counsellors.get(sessionId);
+  banner.textContent = name
+    ? `${name}, a trained counsellor, has joined this conversation and is replying to you.`
+    : "";
+  banner.hidden = !name;
+}
 
 function setStatus(state) {
   const status = $("connection-status");
@@ -103,6 +114,7 @@ async function openSession(id) {
   }
   replyInFlight = null;
   $("stop").hidden = true;
+  showCounsellor();
   const messages = await authorised((token) => api.messages(token, id));
   if (messages !== null && sessionId === id) transcript.showHistory(messages);
 }
@@ -178,6 +190,23 @@ function onEvent(event) {
       if (!here) break;
       transcript.completeReply(event.message_id, event.message);
       if (replyInFlight === event.message_id) endReply();
+      break;
+    case "counsellor_joined":
+      counsellors.set(event.session_id, event.counsellor.display_name);
+      if (here) showCounsellor();
+      break;
+    case "counsellor_message":
+      if (here) {
+        const { id, text, counsellor } = event.message;
+        transcript.addCounsellor(id, text, counsellor.display_name);
+      }
+      break;
+    case "counsellor_left":
+      if (!counsellors.delete(event.session_id) || !here) break;
+      showCounsellor();
+      transcript.addNotice(
+        `${event.counsellor.display_name} has left the conversation. Haven's assistant will answer your next message.`,
+      );
       break;
     case "error":
       onError(event);

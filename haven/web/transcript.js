@@ -29,6 +29,10 @@ export class Transcript {
   showHistory(messages) {
     this.clear();
     for (const message of messages) {
+      if (message.role === "counsellor") {
+        this.addCounsellor(message.id, message.text, "A counsellor");
+        continue;
+      }
       const item = this.item(message.role === "user" ? "user" : "assistant", message.id);
       this.setText(item, message.text);
       item.dataset.state = message.status || "complete";
@@ -94,6 +98,16 @@ export class Transcript {
     this.scrollToEnd();
   }
 
+  // A counsellor's message: their own bubble, with their name shown (never the assistant's).
+  addCounsellor(messageId, text, name) {
+    if (this.byMessageId.has(messageId)) return; // replayed after a reconnect
+    const item = this.item("counsellor", messageId, name);
+    this.setText(item, text);
+    item.dataset.state = "complete";
+    this.setMeta(item, "");
+    this.scrollToEnd();
+  }
+
   // A reply that stopped mid-stream is not stored: say so rather than leave half a sentence.
   abandonStreaming() {
     for (const messageId of this.streaming) {
@@ -122,9 +136,13 @@ export class Transcript {
     this.scrollToEnd(true);
   }
 
-  item(role, messageId) {
+  item(role, messageId, name) {
     const item = element("li", `message ${role}`);
-    item.append(element("p", "visually-hidden who", role === "user" ? "You:" : "Haven:"));
+    if (name) {
+      item.append(element("p", "name who", `${name}, counsellor`));
+    } else {
+      item.append(element("p", "visually-hidden who", role === "user" ? "You:" : "Haven:"));
+    }
     item.append(element("p", "text"));
     item.append(element("p", "meta"));
     if (messageId) {
