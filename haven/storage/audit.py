@@ -25,9 +25,10 @@ class EscalationRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
-    user_id: str
-    session_id: str
-    message_id: str
+    # None once the person erased their account (`haven.storage.erasure`).
+    user_id: str | None
+    session_id: str | None
+    message_id: str | None
     risk_level: str
     scores: dict[str, float]
     model_id: str

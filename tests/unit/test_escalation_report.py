@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -336,3 +337,27 @@ def test_invalid_settings_exit_2_without_echoing_secrets(
     assert (code, out) == (2, "")
     assert "HAVEN_JWT_SECRET" in err and "too-short-secret" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_escalations_of_an_erased_account_are_listed_without_links(
+    database_url: str,
+) -> None:
+    upgrade(database_url)
+    async with Store.from_url(database_url) as store:
+        user = await store.create_user("ana", "hash")
+        session = await store.create_session(user.id)
+        await store.audit.record_escalation(
+            user_id=user.id,
+            session_id=session.id,
+            message_id=str(uuid.uuid4()),
+            risk_level="high",
+            scores={"high": 0.9},
+            model_id="m",
+            model_version="1",
+            raised_by=None,
+            action="crisis_resources",
+        )
+        assert await store.erasure.erase(user.id) is not None
+        [record] = await store.audit.escalations()
+    assert (record.user_id, record.session_id, record.message_id) == (None, None, None)
+    assert record.risk_level == "high"
