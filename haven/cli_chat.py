@@ -271,10 +271,17 @@ class ChatClient:
                     self._echoed.append(cmid)
             elif isinstance(event, Resumed):
                 await self._resend(ws)
-            if isinstance(event, AssistantMessageComplete) and self._echoed:
-                if event.session_id == self._session_id:
+            # With a counsellor in the conversation the assistant does not reply: the stored
+            # message is the end of the turn.
+            handed_over = (
+                isinstance(event, UserMessageEvent)
+                and event.session_id == self._session_id
+                and self._renderer.counsellor_in(event.session_id)
+            )
+            if (isinstance(event, AssistantMessageComplete) or handed_over) and self._echoed:
+                if getattr(event, "session_id", None) == self._session_id:
                     self._unanswered.pop(self._echoed.pop(0), None)
-            if isinstance(event, AssistantMessageComplete | ErrorEvent):
+            if isinstance(event, AssistantMessageComplete | ErrorEvent) or handed_over:
                 self._open_turns = max(0, self._open_turns - 1)
                 if self._open_turns == 0:
                     self._idle.set()

@@ -14,6 +14,9 @@ from haven.protocol import (
     AssistantMessageChunk,
     AssistantMessageComplete,
     AssistantMessageStart,
+    CounsellorJoined,
+    CounsellorLeft,
+    CounsellorMessageEvent,
     EmergencyResources,
     ErrorEvent,
     Resumed,
@@ -61,6 +64,8 @@ class Renderer:
         self._streamed: set[str] = set()  # replies whose chunks were shown
         self._done: set[str] = set()  # replies shown in full
         self.writing: str | None = None  # the reply whose chunks are being shown
+        self._counsellors: dict[str, str] = {}  # session id -> the counsellor in it
+        self._said: set[str] = set()  # counsellor messages shown
 
     def render(self, event: ServerEventBase) -> str:
         if isinstance(event, SafetyEscalation):
@@ -79,9 +84,31 @@ class Renderer:
         if isinstance(event, ErrorEvent):
             after = f", retry after {event.retry_after}s" if event.retry_after else ""
             return f"\n[error {event.code}] {event.message}{after}\n"
+        if isinstance(event, CounsellorJoined | CounsellorLeft | CounsellorMessageEvent):
+            return self._counsellor(event)
         if isinstance(event, Resumed) and not event.recovered:
             return "[some events were missed and are no longer kept]\n"
         return ""
+
+    def counsellor_in(self, session_id: str) -> bool:
+        """Whether a counsellor is in the session (then they, not the assistant, reply)."""
+        return session_id in self._counsellors
+
+    def _counsellor(self, event: CounsellorJoined | CounsellorLeft | CounsellorMessageEvent) -> str:
+        if isinstance(event, CounsellorMessageEvent):
+            if event.message.id in self._said:
+                return ""  # replayed after a reconnect
+            self._said.add(event.message.id)
+            return f"{event.message.counsellor.display_name} (counsellor)> {event.message.text}\n"
+        name = event.counsellor.display_name
+        if isinstance(event, CounsellorJoined):
+            # Also sent on every connect while they are there: said once.
+            if self._counsellors.get(event.session_id) == name:
+                return ""
+            self._counsellors[event.session_id] = name
+            return f"[{name}, a trained counsellor, has joined and will reply to you]\n"
+        self._counsellors.pop(event.session_id, None)
+        return f"[{name} has left; Haven's assistant will answer your next message]\n"
 
     def _complete(self, event: AssistantMessageComplete) -> str:
         reply_id, message = event.message_id, event.message

@@ -343,3 +343,28 @@ async def test_chat_does_not_resend_a_message_whose_reply_the_resume_replayed() 
     resent, printed = await _chat_across_a_lost_socket(replay_reply=True)
     assert resent == []
     assert printed.count("Still here.") == 1
+
+
+def test_chat_shows_a_counsellor_by_name_once_and_the_hand_back() -> None:
+    from haven.protocol import (
+        CounsellorJoined,
+        CounsellorLeft,
+        CounsellorMessageEvent,
+        CounsellorRef,
+        CounsellorText,
+    )
+
+    cara = CounsellorRef(display_name="Cara")
+    said = CounsellorText(id="m-1", text="I'm here with you.", counsellor=cara)
+    frames = [
+        CounsellorJoined(session_id="s-1", counsellor=cara).to_json(),
+        CounsellorMessageEvent(session_id="s-1", message=said).to_json(),
+    ]
+    renderer = Renderer()
+    shown = _show(frames, renderer)
+    assert "[Cara, a trained counsellor, has joined and will reply to you]\n" in shown
+    assert "Cara (counsellor)> I'm here with you.\n" in shown
+    # A reconnect tells the client again who is there, and a resume replays the message.
+    assert _show(frames, renderer) == ""
+    left = CounsellorLeft(session_id="s-1", counsellor=cara, reason="left")
+    assert "Cara has left" in _show([left.to_json()], renderer)
