@@ -193,6 +193,7 @@ class ConnectionHostCore:
         return actor.revoke(jti) if actor is not None else 0
 
     async def erase(self, user_id: str) -> int:
+        self._store.keys.forget(user_id)
         actor = self._actors.get(user_id)
         return actor.erase() if actor is not None else 0
 
