@@ -4,6 +4,7 @@ was altered or moved is refused and reported, never returned. Each test on SQLit
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from sqlalchemy import event, select, update
 
 from haven.errors import StoredDataUnreadable
 from haven.settings import Settings
-from haven.storage import Store
+from haven.storage import Store, export
 from haven.storage.crypto import Sealer, new_key, row_identity
 from haven.storage.events import LoggedEvent
 from haven.storage.master_key import KEY_FILE_NAME, MasterKeys, master_keys
@@ -220,3 +221,15 @@ def test_the_configured_key_and_the_previous_one_both_unwrap(
     assert during.unwrap("u1", key_id, wrapped) == b"k" * 32
     with pytest.raises(StoredDataUnreadable):
         master_keys(Settings(master_key=new)).unwrap("u1", key_id, wrapped)
+
+
+async def test_export_pages_through_a_long_session_in_order(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "PAGE", 2)
+    user_id, session_id = await _conversation(store)
+    texts = [f"message {n}" for n in range(7)]
+    for text in texts:
+        await store.add_message(user_id, session_id, "user", text)
+    document = json.loads("".join([piece async for piece in store.export.export(user_id)]))
+    assert [m["text"] for m in document["sessions"][0]["messages"]] == texts
