@@ -147,6 +147,9 @@ class Turn:
         stored = await self._store_user_message()
         if stored is None:
             return
+        # A message written while a counsellor was there is theirs to answer, even if they
+        # leave while it is being screened: the assistant answers from the next message.
+        for_counsellor = ctx.counsellor_present(msg.session_id)
         ctx.broadcast(
             UserMessageEvent(
                 text=stored.text,
@@ -182,7 +185,7 @@ class Turn:
                     )
                 )
                 self._writes.append(asyncio.ensure_future(self._escalate(stored, assessment)))
-            if ctx.counsellor_present(msg.session_id):
+            if for_counsellor or ctx.counsellor_present(msg.session_id):
                 # The counsellor answers; the person's message reached them with its level.
                 self.outcome = "handed_over"
                 return

@@ -183,7 +183,10 @@ def test_while_a_counsellor_is_present_the_assistant_does_not_reply(
         f"{CRISIS_WORD} it is bad tonight",
     ]
     assert on_desk[-1]["risk_level"] == "high" and on_desk[-1]["session_id"] == session_id
-    stored = harness.messages(person, session_id)
+    deadline = time.monotonic() + 5
+    while (stored := harness.messages(person, session_id))[-1]["risk_level"] is None:
+        assert time.monotonic() < deadline  # the level is written beside the turn
+        time.sleep(0.05)
     assert [m["role"] for m in stored] == ["user", "assistant", "user", "user"]
     assert stored[-1]["risk_level"] == "high"
 
