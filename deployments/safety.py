@@ -78,26 +78,21 @@ class SafetyClassifier:
     async def assess(self, text: str, context: list[str], turn_id: str | None = None) -> Assessment:
         """The message read alone, after the person's last few messages, and in the trajectory
         of their earlier messages' own readings (`models.safety.pipeline.combine`); timed
-        (haven_classifier_message_seconds). Logged under `turn_id` at INFO from `medium` up or
-        when a rule or the conversation raised the level, at DEBUG otherwise."""
+        (haven_classifier_message_seconds) and logged under `turn_id`."""
         started = time.perf_counter()
         assessment = await self._assess(text, context)
         seconds = time.perf_counter() - started
         metrics.classifier_message(seconds)
-        worth = assessment.raised_by is not None or assessment.risk_level.at_least(RiskLevel.MEDIUM)
-        level = logging.INFO if worth else logging.DEBUG
-        if logger.isEnabledFor(level):
-            logger.log(
-                level,
-                "risk assessed: %s",
-                assessment.risk_level.value,
-                extra={
-                    "turn_id": turn_id,
-                    "risk_level": assessment.risk_level.value,
-                    "raised_by": assessment.raised_by,
-                    "seconds": round(seconds, 4),
-                },
-            )
+        logger.info(
+            "risk assessed: %s",
+            assessment.risk_level.value,
+            extra={
+                "turn_id": turn_id,
+                "risk_level": assessment.risk_level.value,
+                "raised_by": assessment.raised_by,
+                "seconds": round(seconds, 4),
+            },
+        )
         return assessment
 
     async def _assess(self, text: str, context: list[str]) -> Assessment:

@@ -97,9 +97,12 @@ def combine(
         ceiling = path.joined_ceiling()
         if ceiling is not None:
             joined = cap(joined, ceiling)
+        bound = path.alone_ceiling(joined.risk_level)
+        if bound is not None:
+            alone = best = cap(alone, bound)
         if joined.risk_level.rank > alone.risk_level.rank:
             best = joined
-    carried = path.carried(text)
+    carried = path.carried(text, texts)
     if carried is not None and carried.rank > best.risk_level.rank:
         best = best.model_copy(update={"risk_level": carried, "raised_by": "conversation_context"})
     if path.completes_plan(text, texts) and best.risk_level is not RiskLevel.CRITICAL:

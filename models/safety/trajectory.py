@@ -12,10 +12,20 @@ it decides what the joined reading may do:
   new message rose;
 - **anything at `medium` or above** in the trajectory: the joined reading counts in full, as before.
 
+The other way round, the joined reading bounds the message's own reading when the conversation
+is mild: if every earlier message was read at `low` or below and the message read after them is
+also `low` or below, the message alone may not go more than one level above that (so at most
+`medium`). "i am dying. my mouth is on fire" after "my sister dared me to eat a ghost pepper"
+read critical alone and none in its conversation. The rules still read the message afterwards,
+so an explicit statement raises the turn whatever its context.
+
 Two things the trajectory adds on top, both only raising:
 
-- **carry**: a content-free reply ("ok", "k", "🙂") right after a message read at `high` or above
-  keeps that level ("ok" after a described plan is still that plan);
+- **carry**: a content-free reply ("ok", "k", "🙂") right after a message that the rule layer
+  puts at `high` or above keeps that level ("ok" after a described plan is still that plan). The
+  model's own reading of the earlier message is not enough: it misreads ("I've got sumatriptan
+  in the cupboard" came out critical), and "ok thanks" after it must not inherit that; the joined
+  reading still counts as before;
 - **a plan completed across messages**: when the earlier messages already named a method or
   means (`rules.HARM_TOPIC`) and were read at `medium` or above, a new message that commits to a
   time ("I'll do it on Friday when she's at work") is `critical`, reason `plan_completed`: intent,
@@ -86,12 +96,21 @@ class Trajectory:
         # build on; one that rose may take the turn to medium (the reply names the line).
         return top if self.current.rank <= self.peak.rank else RiskLevel.MEDIUM
 
-    def carried(self, text: str) -> RiskLevel | None:
-        """The level a content-free reply keeps from the message just before it."""
-        recent = self.earlier[-CARRY_MESSAGES:]
-        if not recent or not content.content_free(text):
+    def alone_ceiling(self, joined: RiskLevel) -> RiskLevel | None:
+        """The highest level the message's own reading may give the turn; None: no bound."""
+        if not self.earlier or self.peak.rank > RiskLevel.LOW.rank:
             return None
-        level = max(recent, key=lambda lv: lv.rank)
+        if joined.rank > RiskLevel.LOW.rank:
+            return None
+        return list(RiskLevel)[joined.rank + 1]
+
+    def carried(self, text: str, context: Sequence[str]) -> RiskLevel | None:
+        """The level a content-free reply keeps from the explicit statement just before it."""
+        if not self.earlier or not context or not content.content_free(text):
+            return None
+        hits = [rules.check_text(c) for c in context[-CARRY_MESSAGES:]]
+        levels = [h.level for h in hits if h is not None]
+        level = max(levels, key=lambda lv: lv.rank, default=RiskLevel.NONE)
         return level if level.at_least(RiskLevel.HIGH) else None
 
     def completes_plan(self, text: str, context: Sequence[str]) -> bool:

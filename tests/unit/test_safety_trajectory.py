@@ -134,3 +134,26 @@ def test_written_conversations_with_the_committed_model() -> None:
     plan = BUILDS_TO_PLAN
     turns = assess_conversations(model, [(plan[i], plan[:i]) for i in range(len(plan))])
     assert turns[-1].risk_level is C, turns[-1]
+
+
+def test_mild_conversation_bounds_a_spike_its_context_reads_as_benign() -> None:
+    context = ["my sister dared me to eat a ghost pepper", "i did it"]
+    text = "i am dying. my mouth is on fire. send milk"
+    earlier = [_assessment(N), _assessment(L)]
+    result = combine(text, context, _assessment(C), _assessment(N), earlier)
+    assert result.risk_level is L
+
+
+def test_explicit_statement_after_mild_talk_is_still_raised_by_the_rules() -> None:
+    context = ["work was fine today", "had pasta for dinner"]
+    text = "I took the whole bottle of my sleeping pills"
+    earlier = [_assessment(N), _assessment(N)]
+    result = combine(text, context, _assessment(C), _assessment(N), earlier)
+    assert result.risk_level is C and result.raised_by == "attempt_in_progress"
+
+
+def test_concerning_context_leaves_the_own_reading_alone() -> None:
+    context = ["I keep thinking about dying", "I don't see the point"]
+    earlier = [_assessment(M), _assessment(L)]
+    result = combine("ok it's done", context, _assessment(H), _assessment(L), earlier)
+    assert result.risk_level is H
