@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for item in load_written(args.written):
             if item.split == args.split:
                 row: dict[str, object] = {"risk_level": RISK_LEVELS[item.level], "file": item.file}
-                if item.file == CONVERSATIONS:
+                if len(item.messages) > 1:
                     row["messages"] = list(item.messages)
                 else:
                     row["text"] = item.text
