@@ -305,6 +305,7 @@ class ConnectionHostCore:
             if actor.is_counsellor:
                 actor.deliver(event)
 
+
 def _spawn(work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
     task = asyncio.get_running_loop().create_task(work)
     task.add_done_callback(lambda done: _log_failure(done, what))

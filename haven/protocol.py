@@ -509,6 +509,7 @@ class EscalationQueued(ServerEventBase):
         default=None, description="The display name of the counsellor in it; absent when none."
     )
 
+
 ServerEvent = Annotated[
     Connection
     | UserMessageEvent

@@ -71,7 +71,9 @@ def test_counsellor_joins_from_the_live_queue_talks_and_hands_back(
 
     console.get_by_role("button", name="Leave, hand back to the assistant").click()
     expect(banner).to_be_hidden()
-    expect(person.locator("#transcript .notice").last).to_contain_text("cara has left the conversation")
+    expect(person.locator("#transcript .notice").last).to_contain_text(
+        "cara has left the conversation"
+    )
     expect(console.locator("#composer")).to_be_hidden()
     send(person, "ok")
     expect(replies(person)).to_have_count(2)
