@@ -4,7 +4,9 @@
         [--database-url URL]
 
 One line per read recorded in `counsellor_reads`: the time, the counsellor's username, the
-session id and what was read (`queue`: the conversation was listed to them). Unlike
+session id and what was read (`queue`: the conversation was listed to them, by `GET
+/counsellor/queue` or a live `escalation_queued`; `join`: they joined it and were sent the
+whole conversation, then its events as they happened). Unlike
 `haven escalations report` this names staff and sessions, never the person nor any message.
 Exit status 2: bad arguments or settings; 1: the database could not be read.
 """

@@ -241,7 +241,8 @@ class CounsellorRead(Base):
     counsellor_id: Mapped[str] = mapped_column(String(UUID_LENGTH), nullable=False, index=True)
     # None once the person whose conversation it was erased their account.
     session_id: Mapped[str | None] = mapped_column(String(UUID_LENGTH), nullable=True, index=True)
-    # What was read: "queue" (listed with its level and the display name).
+    # What was read: "queue" (listed with its level and the display name) or "join" (the whole
+    # conversation, then its events live).
     action: Mapped[str] = mapped_column(String(32), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
 
