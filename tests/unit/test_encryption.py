@@ -233,3 +233,15 @@ async def test_export_pages_through_a_long_session_in_order(
         await store.add_message(user_id, session_id, "user", text)
     document = json.loads("".join([piece async for piece in store.export.export(user_id)]))
     assert [m["text"] for m in document["sessions"][0]["messages"]] == texts
+
+
+async def test_a_tampered_wrapped_data_key_is_refused(store: Store) -> None:
+    user_id, session_id = await _conversation(store)
+    await store.add_message(user_id, session_id, "user", MARKER)
+    async with store.engine.begin() as conn:
+        wrapped = bytearray((await conn.execute(select(UserKey.wrapped_key))).scalar_one())
+        wrapped[20] ^= 0x80
+        await conn.execute(update(UserKey).values(wrapped_key=bytes(wrapped)))
+    store.keys.forget(user_id)
+    with pytest.raises(StoredDataUnreadable):
+        await store.list_messages(user_id, session_id)
