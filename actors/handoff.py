@@ -127,6 +127,9 @@ class Handoff:
         seat = self._seats.get(session_id)
         if seat is not None and seat.timer is not None:
             seat.timer.cancel()
+        if seat is not None and seat.counsellor_id != counsellor_id:
+            # Storage let another counsellor in: the previous one's grace period had run out.
+            self._announce_left(session_id, seat, "timed_out")
         seat = _Seat(counsellor_id, await self._ref(counsellor_id), record.state)
         self._seats[session_id] = seat
         history = await self._history(session_id)
@@ -223,6 +226,9 @@ class Handoff:
             del self._seats[session_id]
         if seat.timer is not None:
             seat.timer.cancel()
+        self._announce_left(session_id, seat, reason)
+
+    def _announce_left(self, session_id: str, seat: _Seat, reason: str) -> None:
         left = CounsellorLeft(
             session_id=session_id,
             counsellor=seat.counsellor,
