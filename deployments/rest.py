@@ -98,7 +98,10 @@ class SessionOut(BaseModel):
 
 class MessageOut(BaseModel):
     id: str = Field(description="The stored message's id (`message_id` on the WebSocket).")
-    role: str = Field(description="`user` (the person) or `assistant` (a reply).")
+    role: str = Field(
+        description="`user` (the person), `assistant` (a reply) or `counsellor` (a counsellor "
+        "who joined the conversation)."
+    )
     text: str = Field(description="The message; for a reply, its final text.")
     intent: str | None = Field(
         description="A reply's intent, e.g. `validate` or `crisis_support`; null for the person."
