@@ -45,7 +45,7 @@ class GeneratorOptions(BaseModel):
     openai: OpenAIOptions | None = None
     max_prompt_tokens: int = Field(default=1536, ge=64)
     max_new_tokens: int = Field(default=160, ge=1, le=4096)
-    temperature: float = Field(default=0.7, ge=0, le=5)  # 0: greedy
+    temperature: float = Field(default=0.5, ge=0, le=5)  # 0: greedy
     top_p: float = Field(default=0.9, gt=0, le=1)
     repetition_penalty: float = Field(default=1.15, ge=1, le=3)
     # Replies waiting for the model beyond those running; past it a request gets `busy`.

@@ -36,7 +36,7 @@ DEFAULT_INTENT = "validate"  # what the service uses when no intent is planned
 
 
 async def reply_for(
-    backend: Any, messages: list[dict[str, str]], seed: int, shape: int, temperature: float = 0.7
+    backend: Any, messages: list[dict[str, str]], seed: int, shape: int, temperature: float = 0.5
 ) -> str:
     from models.llm.generation import GenerationParams
 
@@ -73,7 +73,7 @@ def gold_perplexity(backend: Any, messages: list[dict[str, str]], gold: str) -> 
 
 
 def evaluate(
-    backend: Any, cases: list[EvalCase], seed: int, shape: int, temperature: float = 0.7
+    backend: Any, cases: list[EvalCase], seed: int, shape: int, temperature: float = 0.5
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for index, case in enumerate(cases):

@@ -44,8 +44,8 @@ def parse_args(argv: list[str] | None, doc: str | None) -> argparse.Namespace:
     parser.add_argument(
         "--temperature",
         type=float,
-        default=0.7,
-        help="sampling temperature (serve_config.yaml's default 0.7); 0: greedy",
+        default=0.5,
+        help="sampling temperature (serve_config.yaml's default 0.5); 0: greedy",
     )
     parser.add_argument(
         "--export-esconv",
