@@ -30,7 +30,7 @@ export class Transcript {
     this.clear();
     for (const message of messages) {
       if (message.role === "counsellor") {
-        this.addCounsellor(message.id, message.text, "A counsellor");
+        this.addCounsellor(message.id, message.text, null); // the stored message has no name
         continue;
       }
       const item = this.item(message.role === "user" ? "user" : "assistant", message.id);
@@ -138,8 +138,8 @@ export class Transcript {
 
   item(role, messageId, name) {
     const item = element("li", `message ${role}`);
-    if (name) {
-      item.append(element("p", "name who", `${name}, counsellor`));
+    if (role === "counsellor") {
+      item.append(element("p", "name who", name ? `${name}, counsellor` : "Counsellor"));
     } else {
       item.append(element("p", "visually-hidden who", role === "user" ? "You:" : "Haven:"));
     }
