@@ -97,6 +97,9 @@ class ConnectionHostCore:
         self._desk = CounsellorDesk(store, self._peers)
         # Per counsellor, the last "connected"/"gone" change: each waits for the one before.
         self._presence_changes: dict[str, asyncio.Task[None]] = {}
+        # Runs only while this host holds sockets; one query a round for all of them.
+        self._account_check: asyncio.Task[None] | None = None
+        self._checking_accounts = False
 
     @property
     def user_count(self) -> int:
@@ -164,6 +167,7 @@ class ConnectionHostCore:
     ) -> AsyncIterator[list[Outbound]]:
         actor = await self.actor(user_id)
         channel = actor.attach(socket_id, ticket)
+        self._watch_accounts()
         try:
             first = await channel.next_batch() if channel.closing else []
             yield first or []
@@ -174,6 +178,7 @@ class ConnectionHostCore:
             current = self._actors.get(user_id)
             if current is not None:
                 current.detach(socket_id)
+            self._unwatch_accounts()
 
     async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
         (await self.actor(user_id)).receive(socket_id, frame)
@@ -196,6 +201,46 @@ class ConnectionHostCore:
         self._store.keys.forget(user_id)
         actor = self._actors.get(user_id)
         return actor.erase() if actor is not None else 0
+
+    async def close_erased(self) -> int:
+        """Closes, as `erase` does, the sockets of every account here that no longer exists
+        (erased by an operator, who reaches the database only); returns how many."""
+        connected = [user_id for user_id, actor in self._actors.items() if actor.socket_count]
+        if not connected:
+            return 0
+        existing = await self._store.existing_user_ids(connected)
+        erased = [user_id for user_id in connected if user_id not in existing]
+        closed = 0
+        for user_id in erased:
+            closed += await self.erase(user_id)
+        if erased:
+            logger.info("closed %d sockets of %d erased accounts", closed, len(erased))
+        return closed
+
+    def _watch_accounts(self) -> None:
+        if self._account_check is None or self._account_check.done():
+            self._account_check = _spawn(self._check_accounts(), "checking for erased accounts")
+
+    def _unwatch_accounts(self) -> None:
+        # Only while it sleeps: cancelling a query could leave its connection half used.
+        task = self._account_check
+        if task is not None and not self.socket_count and not self._checking_accounts:
+            task.cancel()
+            self._account_check = None
+
+    async def _check_accounts(self) -> None:
+        """An erased account's sockets close within `account_check_s` (plus one query), with
+        no timer of their own."""
+        while self.socket_count:
+            await asyncio.sleep(self._settings.account_check_s)
+            self._checking_accounts = True
+            try:
+                await self.close_erased()
+            except Exception:
+                # Unknown is not erased: the next round asks again.
+                logger.warning("could not check for erased accounts", exc_info=True)
+            finally:
+                self._checking_accounts = False
 
     async def forget_session(self, user_id: str, session_id: str) -> None:
         actor = self._actors.get(user_id)

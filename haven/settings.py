@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     connection_host_resources: dict[str, Annotated[float, Field(gt=0)]] = {}
     # How often a host looks for Gateway replicas that died holding its sockets (`actors.owners`).
     gateway_check_s: float = Field(default=5.0, gt=0)
+    # How often a host with open sockets looks for accounts erased behind its back (`haven users
+    # delete` works on the database alone): their sockets then close with 4010 (`actors.host`).
+    account_check_s: float = Field(default=10.0, gt=0)
     # Earlier turns of the session given to the classifier and the language model.
     context_messages: int = Field(default=12, ge=0, le=200)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import unicodedata
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -68,6 +69,10 @@ _MESSAGE_COLUMNS = (
     Message.status,
     Message.author_id,
 )
+
+
+# Bound parameters in one `IN (...)`: well under SQLite's and asyncpg's limits.
+_IDS_PER_STATEMENT = 500
 
 
 def normalize_username(username: str) -> str:
@@ -181,6 +186,17 @@ class Store:
         async with self._engine.connect() as conn:
             row = (await conn.execute(stmt)).mappings().one_or_none()
         return UserRecord.model_validate(row) if row is not None else None
+
+    async def existing_user_ids(self, user_ids: Collection[str]) -> set[str]:
+        """Those of `user_ids` whose account still exists (one statement per 500 ids)."""
+        wanted = list(dict.fromkeys(user_ids))
+        found: set[str] = set()
+        async with self._engine.connect() as conn:
+            for start in range(0, len(wanted), _IDS_PER_STATEMENT):
+                chunk = wanted[start : start + _IDS_PER_STATEMENT]
+                stmt = select(User.id).where(User.id.in_(chunk))
+                found.update((await conn.execute(stmt)).scalars())
+        return found
 
     async def set_role(self, user_id: str, role: Role) -> UserRecord | None:
         """The account with its new role, or None when there is no such account."""

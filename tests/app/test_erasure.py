@@ -3,21 +3,25 @@ name unknown to login; the audit report counts the same. On SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 from sqlalchemy import MetaData, select
 from starlette.testclient import WebSocketDisconnect
 
+from haven.cli_privacy import erase_user
 from haven.errors import StoredDataUnreadable
 from haven.storage.crypto import Sealer
 from haven.storage.sealed import event_identity, message_identity
 from haven.storage.store import Store
 from haven.storage.tables import Message, UserEvent
-from tests.app.conftest import Harness
+from tests.app.conftest import SECRET, Harness, SettingsFactory, build_harness
 from tests.app.wire import connect, send, until
 from tests.fakes import CRISIS_WORD
 from tests.rest_client import PASSWORD
@@ -31,6 +35,12 @@ def _erase(harness: Harness, token: str, password: str = PASSWORD) -> Any:
     return harness.client.request(
         "DELETE", "/me", headers=_auth(token), json={"password": password}
     )
+
+
+def _short_token(user_id: str, lifetime_s: float) -> str:
+    now = time.time()
+    claims = {"sub": user_id, "iat": int(now), "exp": now + lifetime_s, "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
 def _run(harness: Harness, work: Any) -> Any:
@@ -135,6 +145,39 @@ def test_delete_me_closes_every_socket_of_the_account_with_4010(harness: Harness
             assert closed.value.code == 4010
         other.send_json({"type": "ping"})
         assert until(other, "pong")[-1]["type"] == "pong"
+
+
+def test_account_erased_by_operator_closes_its_open_sockets_4010(
+    app_settings: SettingsFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = app_settings(account_check_s=0.5)
+    for harness in build_harness(settings):
+        ana_id = harness.services.tokens.verify(harness.register("ana")).user_id
+        bo = harness.register("bob")
+        # Without the check these would close only when their token ends: 4002, not 4010.
+        ana = _short_token(ana_id, lifetime_s=20)
+        with (
+            connect(harness, ana) as phone,
+            connect(harness, ana) as laptop,
+            connect(harness, bo) as other,
+        ):
+            for ws in (phone, laptop, other):
+                until(ws, "connection")
+            # The operator's command, on its own connection to the database.
+            url = settings.resolved_database_url
+            assert asyncio.run(erase_user(settings, url, "ana")) == 0
+            erased_at = time.monotonic()
+            for ws in (phone, laptop):
+                error = until(ws, "error")[-1]
+                assert error["code"] == "account_deleted"
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    ws.receive_json()
+                assert closed.value.code == 4010
+            # One check interval, with room for a loaded machine.
+            assert time.monotonic() - erased_at < settings.account_check_s + 3.0
+            other.send_json({"type": "ping"})
+            assert until(other, "pong")[-1]["type"] == "pong"
+    assert "erased account" in capsys.readouterr().err
 
 
 def test_a_wrong_password_is_refused_with_403_and_erases_nothing(harness: Harness) -> None:
