@@ -108,7 +108,8 @@ def open_store(settings: Settings, url: str) -> Store:
 
 async def erase_user(settings: Settings, url: str, username: str) -> int:
     """Erases the account; returns how many sessions went with it. Its open sockets, if any,
-    can no longer read or write anything and end when their token does."""
+    store nothing more, and close with 4010 at their connection host's next account check
+    (`account_check_s`)."""
     async with open_store(settings, url) as store:
         try:
             user = await store.get_user_by_username(username)

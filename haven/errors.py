@@ -20,7 +20,7 @@ class CloseCode:
     TOKEN_EXPIRED = 4002  # retryable with a fresh token
     TOO_MANY_CONNECTIONS = 4003  # terminal: the user has the maximum number of sockets open
     LOGGED_OUT = 4004  # terminal: the token was revoked
-    ACCOUNT_DELETED = 4010  # terminal: the person erased their account
+    ACCOUNT_DELETED = 4010  # terminal: the account was erased
     RATE_LIMITED = 4008  # retryable after a pause
     SLOW_CONSUMER = 4009  # retryable: the client stopped reading
 
@@ -256,7 +256,8 @@ class UnsafeMessage(HavenError):
 
 
 class AccountDeleted(InvalidToken):
-    # Every socket of an account closes with it when the account is erased (`DELETE /me`).
+    # Every socket of an account closes with it when the account is erased (`DELETE /me`, or
+    # `haven users delete`, noticed by the connection hosts' account check).
     code = "account_deleted"
     message = "This account was deleted."
     close_code = CloseCode.ACCOUNT_DELETED

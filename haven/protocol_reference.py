@@ -61,7 +61,8 @@ ERROR_WHEN: dict[str, str] = {
     "TokenExpired": "The token has expired: at connect, on `auth`, or `token_grace_s` after "
     "`token_expiring` on an open socket.",
     "LoggedOut": "The socket's token was revoked by `POST /auth/logout`.",
-    "AccountDeleted": "The account was erased (`DELETE /me`): every socket of it closes.",
+    "AccountDeleted": "The account was erased: every socket of it closes, at once after "
+    "`DELETE /me`, within `account_check_s` after `haven users delete`.",
     "SessionNotFound": "No such session, or another user's (never told apart); also when the "
     "session was deleted while the reply was written.",
     "SafetyUnavailable": "The message could not be screened; it was stored but never reached "
@@ -129,6 +130,8 @@ LIMIT_MEANING: dict[str, str] = {
     "auth_timeout_s": "Time for the `auth` first frame when no token came with the handshake.",
     "token_expiring_lead_s": "How long before the token expires `token_expiring` is sent.",
     "token_grace_s": "How long after `expires_at` the socket is closed (4002).",
+    "account_check_s": "How often the sockets' accounts are checked; one erased by an operator: "
+    "`account_deleted`, close 4010.",
     "replay_window_s": "Age of the oldest event `resume` can replay.",
     "replay_max_events": "Most events `resume` can replay.",
     "safety_timeout_s": "Wait for the classifier before failing closed (`safety_unavailable`).",
