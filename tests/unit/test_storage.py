@@ -182,6 +182,19 @@ async def test_unknown_user_is_none(store: Store) -> None:
     assert await store.get_user_by_username("nobody") is None
 
 
+async def test_existing_user_ids_leaves_out_erased_and_unknown_ones_past_one_batch(
+    store: Store,
+) -> None:
+    kept = await store.create_user("kept", "hash")
+    erased = await store.create_user("erased", "hash")
+    assert await store.erasure.erase(erased.id) is not None
+    # More ids than one statement takes, the account that exists last of all.
+    unknown = [str(uuid.uuid4()) for _ in range(1200)]
+    asked = [erased.id, *unknown, "not-a-uuid", kept.id, kept.id]
+    assert await store.existing_user_ids(asked) == {kept.id}
+    assert await store.existing_user_ids([]) == set()
+
+
 async def test_timestamps_read_back_as_utc(store: Store) -> None:
     user_id = await _user_id(store)
     session = await store.create_session(user_id)
