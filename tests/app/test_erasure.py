@@ -17,6 +17,7 @@ from starlette.testclient import WebSocketDisconnect
 
 from haven.cli_privacy import erase_user
 from haven.errors import StoredDataUnreadable
+from haven.storage import retention
 from haven.storage.crypto import Sealer
 from haven.storage.sealed import event_identity, message_identity
 from haven.storage.store import Store
@@ -178,6 +179,35 @@ def test_account_erased_by_operator_closes_its_open_sockets_4010(
             other.send_json({"type": "ping"})
             assert until(other, "pong")[-1]["type"] == "pong"
     assert "erased account" in capsys.readouterr().err
+
+
+def test_a_conversation_deleted_by_retention_cannot_be_continued_on_an_open_socket(
+    harness: Harness,
+) -> None:
+    ana = harness.register("ana")
+    old, other = harness.new_session(ana), harness.new_session(ana)
+    with connect(harness, ana) as ws:
+        until(ws, "connection")
+        send(ws, old, "said long ago")
+        until(ws, "assistant_message_complete")
+        # Retention deletes behind the socket's back; `other` has a message after the cutoff,
+        # so it stays.
+        cutoff = datetime.now(UTC)
+        send(ws, other, "later words")
+        until(ws, "assistant_message_complete")
+        deleted = _run(harness, _delete_older_than(harness, cutoff))
+        assert deleted == [old]
+        send(ws, old, "still there?")
+        error = until(ws, "error")[-1]
+        assert error["code"] == "session_not_found"
+        ws.send_json({"type": "ping"})
+        assert until(ws, "pong")[-1]["type"] == "pong"  # the socket itself stays open
+    assert harness.client.get(f"/sessions/{old}/messages", headers=_auth(ana)).status_code == 404
+    assert [m["role"] for m in harness.messages(ana, other)] == ["user", "assistant"]
+
+
+async def _delete_older_than(harness: Harness, cutoff: datetime) -> list[str]:
+    return await retention.delete_expired(harness.services.store.engine, cutoff)
 
 
 def test_a_wrong_password_is_refused_with_403_and_erases_nothing(harness: Harness) -> None:
