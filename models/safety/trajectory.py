@@ -14,10 +14,10 @@ it decides what the joined reading may do:
 
 The other way round, the joined reading bounds the message's own reading when the conversation
 is mild: if every earlier message was read at `low` or below and the message read after them is
-also `low` or below, the message alone may not go more than one level above that (so at most
-`medium`). "i am dying. my mouth is on fire" after "my sister dared me to eat a ghost pepper"
-read critical alone and none in its conversation. The rules still read the message afterwards,
-so an explicit statement raises the turn whatever its context.
+`none`, the message alone may not go above `low`. "i am dying. my mouth is on fire" after "my
+sister dared me to eat a ghost pepper" read critical alone and none in its conversation. The
+rules still read the message afterwards, so an explicit statement raises the turn whatever its
+context.
 
 Two things the trajectory adds on top, both only raising:
 
@@ -100,9 +100,9 @@ class Trajectory:
         """The highest level the message's own reading may give the turn; None: no bound."""
         if not self.earlier or self.peak.rank > RiskLevel.LOW.rank:
             return None
-        if joined.rank > RiskLevel.LOW.rank:
-            return None
-        return list(RiskLevel)[joined.rank + 1]
+        # Only when the conversation reads the message as wholly ordinary: a veiled disclosure
+        # after small talk still reads as distress in context, and then keeps its own reading.
+        return RiskLevel.LOW if joined is RiskLevel.NONE else None
 
     def carried(self, text: str, context: Sequence[str]) -> RiskLevel | None:
         """The level a content-free reply keeps from the explicit statement just before it."""

@@ -157,3 +157,11 @@ def test_concerning_context_leaves_the_own_reading_alone() -> None:
     earlier = [_assessment(M), _assessment(L)]
     result = combine("ok it's done", context, _assessment(H), _assessment(L), earlier)
     assert result.risk_level is H
+
+
+def test_veiled_disclosure_after_small_talk_keeps_its_own_reading() -> None:
+    context = ["work was long today", "I'm tired"]
+    text = "I've been giving my things away because I won't need them soon"
+    earlier = [_assessment(N), _assessment(L)]
+    result = combine(text, context, _assessment(H), _assessment(L), earlier)
+    assert result.risk_level is H
