@@ -88,6 +88,8 @@ class ConnectionHostCore:
         self._generator = generator
         self._output_screen = output_screen
         self._actors: dict[str, ConnectionActor] = {}
+        # Counsellors' calls in progress on a person's actor: it stays while one runs.
+        self._in_use: dict[str, int] = {}
         self._loading: dict[str, asyncio.Task[ConnectionActor]] = {}
         self._retiring: dict[str, asyncio.Task[None]] = {}
         # New-connection windows per user; kept past eviction so reconnect loops are counted.
@@ -113,15 +115,21 @@ class ConnectionHostCore:
         return self._actors.get(user_id)
 
     async def actor(self, user_id: str) -> ConnectionActor:
-        """The user's actor, rebuilt from storage if this host has none."""
-        actor = self._actors.get(user_id)
-        if actor is not None:
-            return actor
-        loading = self._loading.get(user_id)
-        if loading is None:
-            loading = asyncio.get_running_loop().create_task(self._load(user_id))
-            self._loading[user_id] = loading
-        return await asyncio.shield(loading)
+        """The user's actor, rebuilt from storage if this host has none; the one this host
+        holds when the caller resumes, so what the caller does next reaches the live actor."""
+        while True:
+            actor = self._actors.get(user_id)
+            if actor is not None:
+                return actor
+            loading = self._loading.get(user_id)
+            if loading is None:
+                loading = asyncio.get_running_loop().create_task(self._load(user_id))
+                self._loading[user_id] = loading
+            loaded = await asyncio.shield(loading)
+            if self._actors.get(user_id) is loaded:
+                return loaded
+            # Another caller of the same load (a counsellor's call) was done with it and it
+            # went idle before this caller resumed: a socket attached to it would be lost.
 
     async def _load(self, user_id: str) -> ConnectionActor:
         try:
@@ -151,7 +159,7 @@ class ConnectionHostCore:
 
     def _evict(self, user_id: str) -> None:
         actor = self._actors.get(user_id)
-        if actor is None or not actor.idle:
+        if actor is None or not actor.idle or self._in_use.get(user_id):
             return
         del self._actors[user_id]
         actor.handoff.close()
@@ -314,6 +322,7 @@ class ConnectionHostCore:
         storage if it is not here)."""
         actor = await self.actor(person_id)
         handoff = actor.handoff
+        self._in_use[person_id] = self._in_use.get(person_id, 0) + 1
         try:
             if call.op == "join":
                 return await handoff.join(call.session_id, call.counsellor_id)
@@ -329,6 +338,8 @@ class ConnectionHostCore:
                 await handoff.back(call.counsellor_id)
             return None
         finally:
+            if (left := self._in_use.pop(person_id) - 1) > 0:
+                self._in_use[person_id] = left
             # Loaded only for this: what it wrote is in storage and its replay log.
             self._evict(person_id)
 

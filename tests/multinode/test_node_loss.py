@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import text
 
-from haven.storage.database import create_engine
+from haven.storage import Store
+from haven.storage.master_key import configured_master_keys
 from tests.multinode.chat_client import ResilientChat
 from tests.multinode.cluster import (
     GATEWAY_CLASS,
@@ -43,22 +44,20 @@ def wait_for(check: Callable[[], T | None], timeout_s: float, what: str) -> T:
 
 
 def stored_messages(database_url: str, session_id: str) -> list[dict[str, Any]]:
-    """The session's rows, in conversation order, straight from PostgreSQL."""
+    """The session's rows, in conversation order, read from PostgreSQL through the store (the
+    texts are sealed at rest, so only the store with the cluster's master key can open them)."""
 
     async def read() -> list[dict[str, Any]]:
-        engine = create_engine(database_url)
-        try:
-            async with engine.connect() as conn:
-                result = await conn.execute(
-                    text(
-                        "SELECT id, role, text, client_message_id, status FROM messages "
-                        "WHERE session_id = :session ORDER BY seq"
-                    ),
-                    {"session": session_id},
-                )
-                return [dict(row._mapping) for row in result]
-        finally:
-            await engine.dispose()
+        async with Store.from_url(database_url, configured_master_keys()) as store:
+            async with store.engine.connect() as conn:
+                owner = (
+                    await conn.execute(
+                        text("SELECT user_id FROM chat_sessions WHERE id = :session"),
+                        {"session": session_id},
+                    )
+                ).scalar_one()
+            records = await store.list_messages(owner, session_id)
+            return [record.model_dump(mode="json") for record in records]
 
     with ThreadPoolExecutor(max_workers=1) as executor:
         return executor.submit(asyncio.run, read()).result()

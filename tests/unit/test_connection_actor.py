@@ -10,6 +10,7 @@ import pytest
 
 from actors.channel import Close, SocketChannel
 from actors.connection import SocketTicket
+from actors.desk import PersonCall
 from actors.host import ConnectionHostCore
 from actors.limits import SlidingWindow, TokenBucket
 from actors.pool import host_index
@@ -144,4 +145,24 @@ async def test_revoking_a_token_closes_only_its_sockets(tmp_path: Path, database
     assert isinstance(close, Close) and close.code == 4004
     await core.receive(user_id, "b", Ping(type="ping"))
     assert '"type":"pong"' in (await anext(b))[0]
+    await store.close()
+
+
+async def test_a_socket_attaching_while_a_counsellor_call_loads_the_actor_reaches_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    # Both wait on the same load; the counsellor's call resumes first, is done at once, and
+    # its actor goes idle before the socket resumes: the socket must land on the live actor.
+    core, store, user_id = await _core(tmp_path, database_url)
+    call = asyncio.ensure_future(core.person(user_id, PersonCall("back", "counsellor-id")))
+    frames: AsyncIterator[list] = core.attach(user_id, "s1", SocketTicket())  # type: ignore[type-arg]
+    first = asyncio.ensure_future(anext(frames))
+    assert await call is None
+    assert await first == []
+    actor = core.existing(user_id)
+    assert actor is not None and actor.socket_count == 1
+    await core.receive(user_id, "s1", Ping(type="ping"))
+    batch = await asyncio.wait_for(anext(frames), timeout=5)
+    assert '"type":"pong"' in batch[0]
+    await core.detach(user_id, "s1")
     await store.close()

@@ -58,10 +58,12 @@ async def test_another_counsellor_may_join_once_the_grace_period_ran_out(store: 
     person, session, cara, otto = await _people(store)
     await store.presence.join(person, session, cara)
     leaving = Presence.COUNSELLOR_LEAVING
-    assert await store.presence.set_state(session, cara, leaving, NOW + timedelta(minutes=1))
+    # The store reads the real clock, so the grace period is set from it, not from import time.
+    now = datetime.now(UTC)
+    assert await store.presence.set_state(session, cara, leaving, now + timedelta(minutes=1))
     with pytest.raises(AlreadyJoined):
         await store.presence.join(person, session, otto)
-    assert await store.presence.set_state(session, cara, leaving, NOW - timedelta(seconds=1))
+    assert await store.presence.set_state(session, cara, leaving, now - timedelta(seconds=1))
     assert await store.presence.joined_by([session]) == {}
     taken = await store.presence.join(person, session, otto)
     assert taken.counsellor_id == otto and taken.state is Presence.COUNSELLOR_PRESENT

@@ -161,7 +161,9 @@ async def test_pieces_written_faster_than_the_interval_go_out_together() -> None
     backend = ScriptedBackend(pieces=["I", " hear", " you", ".", " Go", " on", "."])
     backend.delay_s = 0.002
 
-    joined = await collect(service(backend).generate(ReplyRequest(history=HISTORY, intent="validate")))
+    joined = await collect(
+        service(backend).generate(ReplyRequest(history=HISTORY, intent="validate"))
+    )
     one_by_one = await collect(
         service(backend, coalesce_s=0).generate(ReplyRequest(history=HISTORY, intent="validate"))
     )
@@ -174,7 +176,9 @@ async def test_pieces_written_faster_than_the_interval_go_out_together() -> None
 async def test_a_reply_stops_after_its_fourth_sentence_and_closes_the_model_stream() -> None:
     backend = ScriptedBackend(pieces=["One. ", "Two. ", "Three. ", "Four. ", "Five. ", "Six."])
 
-    items = await collect(service(backend).generate(ReplyRequest(history=HISTORY, intent="validate")))
+    items = await collect(
+        service(backend).generate(ReplyRequest(history=HISTORY, intent="validate"))
+    )
 
     assert "".join(items[1:]) == "One. Two. Three. Four."
     assert backend.closed_streams == 1
