@@ -269,6 +269,11 @@ class RayConnections:
         await self.host_for(counsellor_id).leave.remote(counsellor_id, session_id)
 
     async def ready(self) -> None:
-        """Returns once every host of the pool answers (creating those not yet started)."""
+        """Returns once every host of the pool answers (creating those not yet started, and
+        a fresh one for each that died since this replica last used it)."""
         for index in range(self._settings.connection_hosts):
-            await self.host(index).stats.remote()
+            try:
+                await self.host(index).stats.remote()
+            except RayActorError:
+                self._pool.forget(index)
+                await self.host(index).stats.remote()

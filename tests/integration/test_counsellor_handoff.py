@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 import ray
 from websockets.exceptions import ConnectionClosed
@@ -166,3 +167,17 @@ def test_killing_the_host_actors_keeps_the_counsellor_in_the_conversation(
         )
         after = events_until(ana_ws, "counsellor_message")
         assert not [e for e in after if e["type"].startswith("assistant_message")], after
+
+
+def test_readiness_recovers_after_every_host_actor_died(server: Server) -> None:
+    # No socket has used the fresh hosts yet: readiness itself replaces the dead handles.
+    server.ws(server.register(f"rdy-{uuid.uuid4().hex[:6]}")).close()
+    _kill_hosts()
+    deadline = time.monotonic() + 60
+    while True:
+        answer = httpx.get(f"{server.http}/readyz", timeout=30)
+        if answer.status_code == 200:
+            break
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(1)
+    assert answer.json() == {"status": "ready"}
