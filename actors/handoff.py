@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from actors.turn import OutputScreen
 from haven.errors import NotFound, SessionNotFound, UnsafeMessage
-from haven.presence import Presence
+from haven.presence import Presence, counsellor_ref
 from haven.protocol import (
     AssistantMessageComplete,
     CounsellorJoined,
@@ -262,9 +262,7 @@ class Handoff:
         )
 
     async def _ref(self, counsellor_id: str) -> CounsellorRef:
-        account = await self._store.get_user(counsellor_id)
-        name = (account.display_name or account.username) if account else "Counsellor"
-        return CounsellorRef(display_name=name)
+        return counsellor_ref(await self._store.get_user(counsellor_id))
 
 
 def _message_event(

@@ -31,6 +31,8 @@ from haven.errors import (
     TooManyRegistrations,
     UsernameTaken,
 )
+from haven.presence import counsellor_ref
+from haven.protocol import CounsellorRef
 from haven.throttle import AuthThrottle
 
 logger = logging.getLogger(__name__)
@@ -115,6 +117,11 @@ class MessageOut(BaseModel):
         default=None,
         description="Replies only: `complete`, `cancelled` (stopped by the client) or "
         "`replaced` (a safe reply stood in for the generated one).",
+    )
+    counsellor: CounsellorRef | None = Field(
+        default=None,
+        description="Counsellor messages only: who wrote it, as the person saw it live "
+        "(`counsellor_message.message.counsellor`); null for every other role.",
     )
 
 
@@ -292,6 +299,10 @@ async def list_messages(session_id: str, user: User, svc: Services) -> list[Mess
     is not among them. Use it to reload a conversation, e.g. after `resumed.recovered` is
     false. Another user's session answers 404, like an unknown one."""
     records = await svc.store.list_messages(user.user_id, session_id)
+    names = {
+        author: counsellor_ref(await svc.store.get_user(author))
+        for author in {r.author_id for r in records if r.author_id}
+    }
     return [
         MessageOut(
             id=r.id,
@@ -301,6 +312,7 @@ async def list_messages(session_id: str, user: User, svc: Services) -> list[Mess
             risk_level=r.risk_level,
             created_at=r.created_at,
             status=r.status,
+            counsellor=names.get(r.author_id) if r.author_id else None,
         )
         for r in records
     ]

@@ -15,6 +15,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from haven.protocol import CounsellorRef
+
+if TYPE_CHECKING:
+    from haven.storage.records import UserRecord
 
 
 class Presence(StrEnum):
@@ -29,3 +35,10 @@ def current(state: Presence, grace_until: datetime | None, now: datetime) -> Pre
     if state is Presence.COUNSELLOR_LEAVING and grace_until is not None and grace_until <= now:
         return Presence.ASSISTANT_ANSWERING
     return state
+
+
+def counsellor_ref(account: UserRecord | None) -> CounsellorRef:
+    """A counsellor as the person sees them: display name, else username. An erased
+    counsellor's account is gone; what they wrote stays the person's, under a plain title."""
+    name = (account.display_name or account.username) if account else "Counsellor"
+    return CounsellorRef(display_name=name)

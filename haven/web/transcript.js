@@ -30,7 +30,7 @@ export class Transcript {
     this.clear();
     for (const message of messages) {
       if (message.role === "counsellor") {
-        this.addCounsellor(message.id, message.text, null); // the stored message has no name
+        this.addCounsellor(message.id, message.text, message.counsellor ? message.counsellor.display_name : null);
         continue;
       }
       const item = this.item(message.role === "user" ? "user" : "assistant", message.id);

@@ -222,6 +222,9 @@ def test_counsellor_message_reaches_the_person_is_stored_and_is_idempotent(
         "Hi Ana, I'm Cara. I'm here with you.",
     )
     assert sum(m["role"] == "counsellor" for m in stored) == 1
+    # Reloaded over REST, the message carries the name the person saw live; no other does.
+    assert stored[-1]["counsellor"] == {"display_name": "cara"}
+    assert {m["counsellor"] is None for m in stored[:-1]} == {True}
     # A client that missed it gets it again on resume, from before the join.
     with connect(harness, person, f"&last_seq={joined['seq'] - 1}") as later:
         replayed = until(later, "resumed")

@@ -78,13 +78,13 @@ def test_counsellor_joins_from_the_live_queue_talks_and_hands_back(
     send(person, "ok")
     expect(replies(person)).to_have_count(2)
 
-    # Reloaded from storage, the counsellor's words are still theirs, not the assistant's.
+    # Reloaded from storage, the counsellor's words are still theirs, under their name.
     person.reload()
     expect(person.locator("#connection-status")).to_have_attribute("data-state", "connected")
     expect(person.locator(".message.counsellor .text")).to_have_text(
         ["Hi Ana, I'm Cara. I'm here with you."]
     )
-    expect(person.locator(".message.counsellor .name")).to_have_text(["Counsellor"])
+    expect(person.locator(".message.counsellor .name")).to_have_text(["cara, counsellor"])
 
 
 def test_console_refuses_an_account_that_is_not_a_counsellors(
