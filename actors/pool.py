@@ -24,6 +24,7 @@ from actors.host import ConnectionHostCore
 from actors.owners import GatewayOwners, GatewayRef, actor_gone
 from actors.peers import RayPeers
 from deployments.clients import ServeReplyGenerator, ServeRiskAssessor
+from haven import gc_policy, loop_probe
 from haven.errors import HavenError
 from haven.protocol import ClientFrame, EscalationQueued, ServerEventBase, SessionHistory
 from haven.settings import Settings
@@ -84,6 +85,8 @@ class ConnectionHost:
         self._check_s = settings.gateway_check_s
         self._owners = GatewayOwners(actor_gone, self._core.detach)
         self._watch: asyncio.Task[None] | None = None
+        # Started: what exists now lives as long as the host (`haven.gc_policy`).
+        gc_policy.settle()
 
     async def attach(
         self,
@@ -92,6 +95,7 @@ class ConnectionHost:
         ticket: SocketTicket,
         owner: GatewayRef | None = None,
     ) -> AsyncIterator[list[Outbound]]:
+        loop_probe.start()
         if owner is not None:
             self._owners.add(owner, user_id, socket_id)
             if self._watch is None:

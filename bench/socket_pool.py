@@ -74,6 +74,7 @@ class ClientPool:
             "rtts_ms": [x for r in replies for x in r["rtts_ms"]],
             "slow_at_s": sorted(x for r in replies for x in r["slow_at_s"]),
             "lost": dict(lost),
+            "started_at": start_wall,
         }
 
     def status(self) -> dict[str, Any]:

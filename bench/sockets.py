@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from collections import Counter
@@ -36,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # the project, uninstalled
 
+from bench import loop_probe_report  # noqa: E402
 from bench.json_line import print_json_line  # noqa: E402
 from bench.socket_clients import raise_fd_limit  # noqa: E402
 from bench.socket_pool import ClientPool  # noqa: E402
@@ -122,6 +124,7 @@ def measure(server: Server, pool: ClientPool, args: argparse.Namespace) -> dict[
             "rounds": args.ping_rounds,
             "round_s": args.ping_round_s,
             "offered_per_s": round(count / args.ping_round_s, 1),
+            "started_at": round(pings["started_at"], 3),
             **quantiles(pings["rtts_ms"]),
             # Pings over 100 ms, by the whole second of the phase they were sent in: stalls
             # that hit every socket at once show as a few seconds with many slow pings.
@@ -129,6 +132,16 @@ def measure(server: Server, pool: ClientPool, args: argparse.Namespace) -> dict[
             "over_100ms_by_second": dict(Counter(int(t) for t in pings["slow_at_s"])),
             "lost": pings["lost"],
         }
+        if args.loop_probe:
+            # What each process on the path saw while the pings ran (`haven.loop_probe`).
+            started, records = pings["started_at"], loop_probe_report.read(args.loop_probe)
+            ended = started + args.ping_rounds * args.ping_round_s
+            result["loop_probe"] = {
+                "during_pings": loop_probe_report.totals(records, started, ended),
+                "pauses_near_slow_seconds": loop_probe_report.pauses_near(
+                    records, started, pings["slow_at_s"]
+                ),
+            }
     end = pool.status()
     result["open_at_end"] = end["open"]
     result["closed_during_run"] = end["closed"]
@@ -155,6 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "per round at offset index/ping_sockets of the round, one in flight; RTT send -> answer",
         # Five sockets per account is Haven's default limit: no per-user setting is raised.
         "settings_raised": {},
+        "haven_gc": "CPython defaults" if args.gc_defaults else "haven.gc_policy.settle",
         "servers": {},
     }
     pool = ClientPool(args.clients, offer_deflate=args.deflate)
@@ -215,7 +229,24 @@ def main(argv: list[str] | None = None) -> int:
         help="the client offers no permessage-deflate (browsers offer it)",
     )
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
+    parser.add_argument(
+        "--loop-probe",
+        type=Path,
+        help="file for Haven's loop-lag and GC probe (HAVEN_LOOP_PROBE), lined up with the pings",
+    )
+    parser.add_argument(
+        "--gc-defaults",
+        action="store_true",
+        help="Haven's processes keep CPython's GC settings (HAVEN_GC_SETTLE=0), for comparing",
+    )
     args = parser.parse_args(argv)
+    if args.gc_defaults:
+        os.environ["HAVEN_GC_SETTLE"] = "0"
+    if args.loop_probe:
+        # Ray's processes inherit this process's environment.
+        args.loop_probe = args.loop_probe.resolve()
+        args.loop_probe.unlink(missing_ok=True)
+        os.environ["HAVEN_LOOP_PROBE"] = str(args.loop_probe)
     args.servers = {s.strip() for s in args.servers.split(",") if s.strip()}
     if unknown := args.servers - set(SERVERS):
         parser.error(f"unknown servers {sorted(unknown)}; choose from {', '.join(SERVERS)}")

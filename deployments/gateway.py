@@ -18,6 +18,7 @@ from starlette.websockets import WebSocketState
 from actors.pool import RayConnections
 from deployments import counsellor, http_errors, privacy, rest, stopping, users, web, websocket
 from deployments.services import GatewayServices
+from haven import gc_policy, loop_probe
 from haven.auth import TokenService, signing_secret
 from haven.errors import CloseCode
 from haven.logging_context import send_to_serve_log
@@ -70,6 +71,7 @@ def create_app(services: GatewayServices, watch_stop: StopWatch | None = None) -
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loop_probe.start()
         watcher = asyncio.create_task(watch_stop(lambda: drain(services))) if watch_stop else None
         days = services.settings.retention_days
         expiry = (
@@ -141,7 +143,10 @@ class Gateway:
         app_name = serve.get_replica_context().app_name
         # Only a stop requested after this replica started concerns it.
         watch = functools.partial(stopping.watch_for_stop, app_name, time.time())
-        return create_app(services, watch_stop=watch)
+        app = create_app(services, watch_stop=watch)
+        # The app and its clients are built: what exists now lives as long as the replica.
+        gc_policy.settle()
+        return app
 
     async def _forget_session(self, session_id: str) -> None:
         # One replica hears this; the others drop the state once it has been idle for

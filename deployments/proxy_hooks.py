@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -111,15 +112,23 @@ def bound_outbound(limit: int, grace_s: float = SLOW_CONSUMER_GRACE_S) -> None:
         WebSocketsSansIOProtocol as Protocol,
     )
 
+    from haven import gc_policy, loop_probe
     from haven.errors import SlowConsumer
 
     if getattr(Protocol, "_haven_outbound_limit", None) is not None:
         return
     code = SlowConsumer.close_code or 1008
+    ray = sys.modules.get("ray")
+    in_ray_worker = ray is not None and bool(ray.is_initialized())
     original_made = Protocol.connection_made
     original_send = Protocol.send
 
     def connection_made(self: Protocol, transport: Any) -> None:
+        loop_probe.start()
+        if in_ray_worker:
+            # At the first connection, not in the callback: Serve sets the proxy's own GC
+            # threshold after calling it. (A test's uvicorn keeps its process's settings.)
+            gc_policy.settle()
         original_made(self, transport)
         # Frames are far smaller than the limit, so the buffer stays below this mark.
         transport.set_write_buffer_limits(high=2 * limit + (1 << 16))
