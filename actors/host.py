@@ -343,13 +343,20 @@ class ConnectionHostCore:
             # Loaded only for this: what it wrote is in storage and its replay log.
             self._evict(person_id)
 
-    def deliver(self, counsellor_id: str, events: list[ServerEventBase]) -> None:
-        """A session's events for a counsellor whose actor is here; one with no socket open
-        gets them again from `session_history` when they join anew."""
+    def deliver(self, counsellor_id: str, events: list[ServerEventBase]) -> bool:
+        """A session's events for a counsellor whose actor is here; whether a socket of theirs
+        is open to take them. One with none gets them from `session_history` on joining anew."""
         actor = self._actors.get(counsellor_id)
-        if actor is not None:
-            for event in events:
-                actor.deliver(event)
+        if actor is None:
+            return False
+        for event in events:
+            actor.deliver(event)
+        return actor.socket_count > 0
+
+    def counsellor_unreachable(self, counsellor_id: str) -> None:
+        """Events for the counsellor found no open socket of theirs: as when their last socket
+        closes, the grace period starts wherever they are present (a reconnect ends it)."""
+        self.connected(counsellor_id, False)
 
     async def announce_here(self, event: EscalationQueued) -> None:
         """To every counsellor connected to this host, each one recorded in the audit of
@@ -383,7 +390,8 @@ class _SameHost:
         return await self._core.person(person_id, call)
 
     def deliver(self, counsellor_id: str, events: list[ServerEventBase]) -> None:
-        self._core.deliver(counsellor_id, events)
+        if not self._core.deliver(counsellor_id, events):
+            self._core.counsellor_unreachable(counsellor_id)
 
     def announce(self, event: EscalationQueued) -> None:
         _spawn(self._core.announce_here(event), "telling counsellors of an escalation")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ray.exceptions import RayActorError
@@ -31,6 +32,9 @@ class Hosts(Protocol):
 class RayPeers:
     def __init__(self, hosts: Hosts) -> None:
         self._hosts = hosts
+        # Told of a counsellor none of whose sockets is open any more (their host died with
+        # them, or nothing of theirs is on it): their grace period starts, as at a close.
+        self.unreachable: Callable[[str], None] = lambda _counsellor_id: None
         # Per counsellor, events not yet handed over, and the one task handing them over: one
         # call at a time, so they arrive in the order the person's actor sent them.
         self._outgoing: dict[str, list[ServerEventBase]] = {}
@@ -61,11 +65,14 @@ class RayPeers:
             while batch := self._outgoing.pop(counsellor_id, None):
                 index, host = self._hosts.host_of(counsellor_id)
                 try:
-                    await host.deliver.remote(counsellor_id, batch)
+                    if not await host.deliver.remote(counsellor_id, batch):
+                        self.unreachable(counsellor_id)
                 except RayActorError:
-                    # Their sockets went with that host; rejoining gives them the history.
+                    # Their sockets went with that host, with no close to start the grace
+                    # period; rejoining gives them the history.
                     self._hosts.forget(index)
                     logger.warning("a counsellor's host is gone; %d events dropped", len(batch))
+                    self.unreachable(counsellor_id)
         finally:
             self._senders.pop(counsellor_id, None)
 

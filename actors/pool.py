@@ -74,14 +74,16 @@ class ConnectionHost:
         from models.safety.output_screen import unsafe_reply
 
         self._store = Store.from_url(settings.resolved_database_url, master_keys(settings))
+        peers = RayPeers(HostPool(settings, classifier, generator, name_prefix))
         self._core = ConnectionHostCore(
             settings,
             self._store,
             ServeRiskAssessor(classifier),
             ServeReplyGenerator(generator),
             unsafe_reply,
-            peers=RayPeers(HostPool(settings, classifier, generator, name_prefix)),
+            peers=peers,
         )
+        peers.unreachable = self._core.counsellor_unreachable
         self._check_s = settings.gateway_check_s
         self._owners = GatewayOwners(actor_gone, self._core.detach)
         self._watch: asyncio.Task[None] | None = None
@@ -145,8 +147,8 @@ class ConnectionHost:
     async def person(self, person_id: str, call: PersonCall) -> SessionHistory | None:
         return await self._core.person(person_id, call)
 
-    async def deliver(self, counsellor_id: str, events: list[ServerEventBase]) -> None:
-        self._core.deliver(counsellor_id, events)
+    async def deliver(self, counsellor_id: str, events: list[ServerEventBase]) -> bool:
+        return self._core.deliver(counsellor_id, events)
 
     async def announce(self, event: EscalationQueued) -> None:
         await self._core.announce_here(event)

@@ -388,3 +388,20 @@ def test_counsellor_back_within_the_grace_period_stays(harness: Harness, counsel
         _wait_for(harness, session_id, Presence.COUNSELLOR_PRESENT)
         _say(desk, session_id, "I'm back")
         assert until(desk, "counsellor_message")[-1]["message"]["text"] == "I'm back"
+
+
+def test_a_counsellor_with_no_socket_open_to_take_the_events_gets_the_grace_period(
+    harness: Harness, counsellor: str
+) -> None:
+    # Joined over REST with no socket (as after their host died with their sockets): the
+    # history finds nobody, so the grace period starts; a socket of theirs ends it.
+    _, session_id = _escalated(harness)
+    url = f"/counsellor/sessions/{session_id}/join"
+    assert harness.client.post(url, headers=auth(counsellor)).status_code == 200
+    leaving = _wait_for(harness, session_id, Presence.COUNSELLOR_LEAVING)
+    assert leaving.grace_until is not None
+    with connect(harness, counsellor) as desk:
+        until(desk, "connection")
+        _wait_for(harness, session_id, Presence.COUNSELLOR_PRESENT)
+        _say(desk, session_id, "I'm here now")
+        assert until(desk, "counsellor_message")[-1]["message"]["text"] == "I'm here now"

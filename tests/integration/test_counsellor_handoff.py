@@ -11,11 +11,14 @@ import uuid
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import ray
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
+from actors.pool import host_index
+from haven.presence import Presence
 from haven.storage.store import Store
 from tests.integration.conftest import Server, events_until
 
@@ -181,3 +184,56 @@ def test_readiness_recovers_after_every_host_actor_died(server: Server) -> None:
         assert time.monotonic() < deadline, answer.text
         time.sleep(1)
     assert answer.json() == {"status": "ready"}
+
+
+def _user_id(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+def _presence(server: Server, session_id: str) -> Presence | None:
+    url = server.config_args["settings"]["database_url"]
+
+    async def read() -> Presence | None:
+        async with Store.from_url(url) as store:
+            record = await store.presence.get(session_id)
+            return record.state if record else None
+
+    return asyncio.run(read())
+
+
+def _wait_for_presence(server: Server, session_id: str, state: Presence) -> None:
+    deadline = time.monotonic() + 60
+    while (seen := _presence(server, session_id)) is not state:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.5)
+
+
+def test_a_counsellor_lost_with_their_host_gets_the_grace_period(server: Server) -> None:
+    # Counsellor and person on different hosts; only the counsellor's host is killed, so no
+    # close of theirs reaches the person's actor: the person's next message finds them gone.
+    hosts = server.config_args["settings"].get("connection_hosts", 2)
+    ana = server.register(f"ana-{uuid.uuid4().hex[:6]}")
+    while True:
+        name = f"cara-{uuid.uuid4().hex[:6]}"
+        cara = _counsellor(server, name)
+        if host_index(_user_id(cara), hosts) != host_index(_user_id(ana), hosts):
+            break
+    with server.ws(cara) as desk, server.ws(ana) as ana_ws:
+        events_until(desk, "connection")
+        events_until(ana_ws, "connection")
+        session_id = _escalate(server, ana_ws, ana)
+        _send(desk, {"type": "join", "session_id": session_id})
+        events_until(desk, "session_history")
+        events_until(ana_ws, "counsellor_joined")
+        suffix = f"connection-host-{host_index(_user_id(cara), hosts)}"
+        for host in ray.util.list_named_actors(all_namespaces=True):
+            if host["name"].endswith(suffix):
+                ray.kill(ray.get_actor(host["name"], namespace=host["namespace"]))
+        with pytest.raises(ConnectionClosed):
+            while True:
+                desk.recv(timeout=60)
+        assert _presence(server, session_id) is Presence.COUNSELLOR_PRESENT
+        _say(ana_ws, session_id, "hello? are you there?")
+        _wait_for_presence(server, session_id, Presence.COUNSELLOR_LEAVING)
+    with _reconnect(server, cara) as desk:
+        _wait_for_presence(server, session_id, Presence.COUNSELLOR_PRESENT)

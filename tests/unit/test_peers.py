@@ -1,0 +1,68 @@
+"""`RayPeers` without Ray: events for a counsellor whom no open socket takes start their grace
+period, whether their host answers that none is open or is gone with its sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ray.exceptions import RayActorError
+
+from actors.peers import RayPeers
+from haven.protocol import Pong
+
+
+class _Call:
+    def __init__(self, answer: Any) -> None:
+        self._answer = answer
+
+    async def remote(self, *_: Any) -> Any:
+        if isinstance(self._answer, BaseException):
+            raise self._answer
+        return self._answer
+
+
+class _Host:
+    def __init__(self, answer: Any) -> None:
+        self.deliver = _Call(answer)
+
+
+class _Hosts:
+    def __init__(self, answer: Any) -> None:
+        self.host = _Host(answer)
+        self.forgotten: list[int] = []
+
+    def host_of(self, user_id: str) -> tuple[int, Any]:
+        return 3, self.host
+
+    def everyone(self) -> list[tuple[int, Any]]:
+        return [(3, self.host)]
+
+    def forget(self, index: int) -> None:
+        self.forgotten.append(index)
+
+
+async def _deliver(answer: Any) -> tuple[list[str], _Hosts]:
+    hosts = _Hosts(answer)
+    peers = RayPeers(hosts)
+    gone: list[str] = []
+    peers.unreachable = gone.append
+    peers.deliver("cara", [Pong()])
+    for _ in range(10):
+        await asyncio.sleep(0)
+    return gone, hosts
+
+
+async def test_a_counsellor_with_a_socket_open_is_not_reported() -> None:
+    gone, hosts = await _deliver(True)
+    assert gone == [] and hosts.forgotten == []
+
+
+async def test_a_counsellor_whose_host_has_no_socket_of_theirs_is_reported() -> None:
+    gone, hosts = await _deliver(False)
+    assert gone == ["cara"] and hosts.forgotten == []
+
+
+async def test_a_counsellor_whose_host_died_is_reported_and_the_host_forgotten() -> None:
+    gone, hosts = await _deliver(RayActorError())
+    assert gone == ["cara"] and hosts.forgotten == [3]
