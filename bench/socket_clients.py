@@ -230,6 +230,10 @@ def worker_main(pipe: Pipe, first: int, step: int) -> None:
     raise_fd_limit()
 
     async def serve() -> None:
+        # With `--loop-probe`, the clients' own pauses are lined up with the pings too.
+        from haven import loop_probe
+
+        loop_probe.start()
         worker = Worker(first, step)
         loop = asyncio.get_running_loop()
         while True:

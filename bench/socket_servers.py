@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.local_haven import BENCH_SETTINGS, local_haven, server_settings, temp_data_dir
-from bench.process_stats import SOCKET_PATH, sample_rss
+from bench.process_stats import SOCKET_PATH, cpu_seconds, sample_rss
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 JS_DIR = REPO_ROOT / "bench" / "js"
@@ -43,6 +43,8 @@ class Server:
     urls: Callable[[int], list[str]]  # the URL of every socket, for n sockets
     rss: Rss  # bytes per measured group of processes
     about: dict[str, Any]
+    # CPU seconds so far per process title, where the server's processes are known (Haven).
+    cpu: Callable[[], dict[str, float]] | None = None
 
 
 def wait_port(port: int, timeout_s: float = START_TIMEOUT_S) -> None:
@@ -200,6 +202,7 @@ def haven_server(
                 kind="haven",
                 urls=urls,
                 rss=lambda: haven_rss(exclude),
+                cpu=lambda: cpu_seconds(exclude, None),
                 about={
                     "config": config_path.name,
                     "startup_s": round(startup_s, 1),

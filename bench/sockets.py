@@ -67,6 +67,8 @@ def settled(server: Server, samples: int = 3) -> dict[str, int]:
 
 
 def measure(server: Server, pool: ClientPool, args: argparse.Namespace) -> dict[str, Any]:
+    import psutil
+
     result: dict[str, Any] = {**server.about}
     if args.warmup:
         # First connections grow pools, caches and code paths once: not per-socket memory.
@@ -118,7 +120,10 @@ def measure(server: Server, pool: ClientPool, args: argparse.Namespace) -> dict[
     if not args.max and held:
         count = min(args.ping_sockets, held)
         log(f"{server.name}: {count} sockets ping, {args.ping_rounds} x {args.ping_round_s} s")
+        cpu_before, machine_before = server.cpu() if server.cpu else {}, psutil.cpu_times()
         pings = pool.ping(count, args.ping_rounds, args.ping_round_s)
+        cpu_after, machine_after = server.cpu() if server.cpu else {}, psutil.cpu_times()
+        phase_s = args.ping_rounds * args.ping_round_s
         result["ping"] = {
             "sockets": count,
             "rounds": args.ping_rounds,
@@ -131,6 +136,13 @@ def measure(server: Server, pool: ClientPool, args: argparse.Namespace) -> dict[
             "over_100ms": len(pings["slow_at_s"]),
             "over_100ms_by_second": dict(Counter(int(t) for t in pings["slow_at_s"])),
             "lost": pings["lost"],
+            # Of the whole machine's cores (other jobs included), and per server process.
+            "machine_cpu_busy_pct": _busy_pct(machine_before, machine_after),
+            "cpu_pct_by_process": {
+                title: round((cpu_after[title] - used) / phase_s * 100)
+                for title, used in sorted(cpu_before.items())
+                if title in cpu_after and cpu_after[title] - used >= 0.5
+            },
         }
         if args.loop_probe:
             # What each process on the path saw while the pings ran (`haven.loop_probe`).
@@ -147,6 +159,13 @@ def measure(server: Server, pool: ClientPool, args: argparse.Namespace) -> dict[
     result["closed_during_run"] = end["closed"]
     pool.close()
     return result
+
+
+def _busy_pct(before: Any, after: Any) -> float:
+    """How busy all cores were between two `psutil.cpu_times()`, in % of all of them."""
+    total = sum(after) - sum(before)
+    idle = (after.idle + after.iowait) - (before.idle + before.iowait)
+    return round((total - idle) / total * 100, 1) if total > 0 else 0.0
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -239,7 +258,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="Haven's processes keep CPython's GC settings (HAVEN_GC_SETTLE=0), for comparing",
     )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="with --loop-probe: growth by allocation site per process (slows Haven down)",
+    )
     args = parser.parse_args(argv)
+    if args.tracemalloc:
+        os.environ["HAVEN_LOOP_PROBE_TRACEMALLOC"] = "1"
     if args.gc_defaults:
         os.environ["HAVEN_GC_SETTLE"] = "0"
     if args.loop_probe:

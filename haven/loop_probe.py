@@ -19,6 +19,11 @@ import time
 from typing import Any
 
 ENV = "HAVEN_LOOP_PROBE"
+# With the probe on, `HAVEN_LOOP_PROBE_TRACEMALLOC=1` also traces allocations (slow: for
+# memory runs only) and writes, every `SITES_S`, the sites that grew most since the first.
+TRACEMALLOC_ENV = "HAVEN_LOOP_PROBE_TRACEMALLOC"
+SITES_S = 10.0
+SITES = 25
 TICK_S = 0.01
 SUMMARY_S = 5.0
 EVENT_MS = 50.0
@@ -55,6 +60,11 @@ def _title() -> str:
             name = cmdline.read().split(b"\0")[0].decode(errors="replace")
     except OSError:
         name = sys.argv[0]
+    if not name.startswith("ray::"):
+        import multiprocessing
+
+        # A benchmark's client processes: "SpawnProcess-1" and so on.
+        return multiprocessing.current_process().name
     return name.split(" ")[0].split(".")[0]
 
 
@@ -124,6 +134,23 @@ async def _sample(path: str) -> None:
             )
 
 
+async def _sites(path: str) -> None:
+    """Growth by allocation site (file:line) against the first snapshot, in KiB and blocks."""
+    import tracemalloc
+
+    await asyncio.sleep(SITES_S)
+    first = tracemalloc.take_snapshot()
+    while True:
+        await asyncio.sleep(SITES_S)
+        grown = tracemalloc.take_snapshot().compare_to(first, "lineno")
+        top = []
+        for diff in grown[:SITES]:
+            site = f"{diff.traceback[0].filename}:{diff.traceback[0].lineno}"
+            top.append([site, diff.size_diff // 1024, diff.count_diff])
+        traced, _ = tracemalloc.get_traced_memory()
+        _write(path, {"event": "sites", "traced_kib": traced // 1024, "top": top})
+
+
 def start() -> None:
     """Starts the probe on the running loop if `HAVEN_LOOP_PROBE` is set; once per loop."""
     global _gc_hooked
@@ -135,8 +162,12 @@ def start() -> None:
     if not _gc_hooked:
         _gc_hooked = True
         gc.callbacks.append(lambda phase, info: _on_gc(path, phase, info))
-    task = loop.create_task(_sample(path))
-    _tasks.add(task)
+    _tasks.add(loop.create_task(_sample(path)))
+    if os.environ.get(TRACEMALLOC_ENV) == "1":
+        import tracemalloc
+
+        tracemalloc.start()
+        _tasks.add(loop.create_task(_sites(path)))
 
 
 _tasks: set[asyncio.Task[None]] = set()
