@@ -2,7 +2,9 @@
 
 The model's own labels are mapped onto the five risk levels by `label_map` (several labels may
 map to one level, whose probability is then their sum; a level no label maps to gets 0), so a
-model trained elsewhere can be swapped in from the service config without code.
+model trained elsewhere can be swapped in from the service config without code. A text longer
+than the model's window is read whole, as by the default classifier: overlapping windows, each
+scored, pooled by the highest P(level >= L) (`windows.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from haven.risk import RISK_LEVELS, Assessment, RiskLevel
 from models.safety.classifier import clean
 from models.safety.head import decide
+from models.safety.windows import OVERLAP, pool_by_owner, split
 
 MAX_LENGTH = 256
 BATCH_SIZE = 32
@@ -54,6 +57,9 @@ class HFSafetyModel:
         # Longer input than the model has positions for would fail, not just be truncated.
         positions = getattr(self.model.config, "max_position_embeddings", None) or max_length
         self.max_length = min(max_length, int(positions))
+        # A window of text tokens plus the model's own special tokens fills `max_length`.
+        self.window = self.max_length - self.tokenizer.num_special_tokens_to_add()
+        self.overlap = min(OVERLAP, self.window // 4)
         self.thresholds = dict(thresholds) if thresholds else None
         self.mapping = self._mapping(label_map)
         self.model_id = f"hf:{model_path.name}"
@@ -94,7 +100,15 @@ class HFSafetyModel:
         """One assessment per text, in the order given."""
         if not texts:
             return []
-        probabilities = self._probabilities([clean(t) for t in texts]) @ self.mapping
+        windows: list[str] = []
+        owners: list[int] = []
+        for index, text in enumerate(clean(t) for t in texts):
+            pieces = split(self.tokenizer, text, self.window, self.overlap)
+            windows.extend(pieces)
+            owners.extend([index] * len(pieces))
+        probabilities = self._probabilities(windows) @ self.mapping
+        if len(windows) > len(texts):
+            probabilities = pool_by_owner(probabilities, owners, len(texts))
         levels = decide(probabilities, self.thresholds)
         return [
             Assessment(

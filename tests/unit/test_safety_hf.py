@@ -7,6 +7,7 @@ import collections
 import json
 import pathlib
 
+import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
@@ -16,6 +17,7 @@ from haven.risk import RISK_LEVELS, Assessment, RiskLevel
 from models.safety import evaluate
 from models.safety.hf_model import HFSafetyModel
 from models.safety.loading import load_risk_model
+from models.safety.windows import pool_max, split
 
 WORDS = ["i", "feel", "fine", "sad", "want", "to", "die", "tonight", "the", "rope", "is", "ready"]
 LABELS = {0: "SAFE", 1: "CONCERN", 2: "DANGER"}
@@ -171,3 +173,22 @@ async def test_deployment_reads_context_and_applies_rules(model_dir: pathlib.Pat
     # The next turn reads the earlier messages' own readings from the cache.
     await classifier.assess("ok", [*context, "i'm going to do it tonight"])
     assert seen[2] == ["ok", "nobody knows\nI'm tired\ni'm going to do it tonight\nok"]
+
+
+def test_a_text_longer_than_the_window_is_read_whole(model_dir: pathlib.Path) -> None:
+    model = HFSafetyModel(model_dir, LABEL_MAP, threads=1)
+    assert model.window == 62  # 64 positions less [CLS] and [SEP]
+    text = "i feel fine " * 40 + "the rope is ready tonight"
+    pieces = split(model.tokenizer, text, model.window, model.overlap)
+    assert len(pieces) > 1 and pieces[-1].endswith("the rope is ready tonight")
+    whole = model.assess([text])[0]
+    # The text's reading is its windows' readings pooled: its last sentence is read, not cut.
+    windows = model.assess(pieces)
+    rows = np.array([[a.probabilities[level] for level in RISK_LEVELS] for a in windows])
+    pooled = pool_max(rows)
+    for level, p in zip(RISK_LEVELS, pooled, strict=True):
+        assert whole.probabilities[level] == pytest.approx(p, abs=1e-5)
+    # The last window, which the encoder alone would have cut, counts at every level.
+    last = rows[-1][::-1].cumsum()[::-1]
+    at_least = np.array([whole.probabilities[level] for level in RISK_LEVELS])[::-1].cumsum()[::-1]
+    assert (at_least >= last - 1e-5).all()
