@@ -18,6 +18,7 @@ from haven.settings import Settings
 from haven.storage import Store, export
 from haven.storage.crypto import Sealer, new_key, row_identity
 from haven.storage.events import LoggedEvent
+from haven.storage.keys import UserKeys
 from haven.storage.master_key import KEY_FILE_NAME, MasterKeys, master_keys
 from haven.storage.migrate import upgrade
 from haven.storage.tables import Message, UserEvent, UserKey
@@ -245,3 +246,21 @@ async def test_a_tampered_wrapped_data_key_is_refused(store: Store) -> None:
     store.keys.forget(user_id)
     with pytest.raises(StoredDataUnreadable):
         await store.list_messages(user_id, session_id)
+
+
+async def test_a_key_cached_by_another_process_stops_opening_once_its_time_is_up(
+    store: Store,
+) -> None:
+    # Another replica read the person's messages; then the person was erased elsewhere.
+    user_id, session_id = await _conversation(store)
+    await store.add_message(user_id, session_id, "user", MARKER)
+    now = [0.0]
+    other = UserKeys(store.engine, store.keys.master, ttl_s=300.0, clock=lambda: now[0])
+    assert await other.for_reading(user_id, "m") is not None
+    async with store.engine.begin() as conn:
+        await conn.execute(UserKey.__table__.delete())
+    now[0] = 299.0
+    assert await other.for_reading(user_id, "m") is not None  # within its time: still cached
+    now[0] = 300.0
+    with pytest.raises(StoredDataUnreadable):
+        await other.for_reading(user_id, "m")
