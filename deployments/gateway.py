@@ -65,6 +65,12 @@ async def _close_quietly(websocket: WebSocket, code: int) -> None:
         await websocket.close(code=code, reason="service restart")
 
 
+async def forget_expired(services: GatewayServices, deleted: list[retention.Deleted]) -> None:
+    """What retention deleted leaves memory too (`GatewayServices.forget_deleted`)."""
+    for session in deleted:
+        await services.forget_deleted(session.user_id, session.session_id)
+
+
 def create_app(services: GatewayServices, watch_stop: StopWatch | None = None) -> FastAPI:
     """The Gateway's app. `watch_stop(on_stop)` returns once the service is stopping, having
     run `on_stop` (the Serve replica passes `deployments.stopping.watch_for_stop`)."""
@@ -75,7 +81,13 @@ def create_app(services: GatewayServices, watch_stop: StopWatch | None = None) -
         watcher = asyncio.create_task(watch_stop(lambda: drain(services))) if watch_stop else None
         days = services.settings.retention_days
         expiry = (
-            asyncio.create_task(retention.run_periodically(services.store.engine, days))
+            asyncio.create_task(
+                retention.run_periodically(
+                    services.store.engine,
+                    days,
+                    on_deleted=functools.partial(forget_expired, services),
+                )
+            )
             if days
             else None
         )

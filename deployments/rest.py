@@ -330,13 +330,7 @@ async def delete_session(session_id: str, user: User, svc: Services) -> Response
     """Deletes the session, its messages and its events kept for `resume`. A reply being
     written for it ends with `error` `session_not_found` on the WebSocket."""
     await svc.store.delete_session(user.user_id, session_id)
-    try:
-        await svc.connections.forget_session(user.user_id, session_id)
-    except Exception:
-        # Deleted in storage; the replay log in memory forgets it within `replay_window_s`.
-        logger.warning("could not drop a deleted session from the replay log", exc_info=True)
-    if svc.forget_session is not None:
-        await svc.forget_session(session_id)
+    await svc.forget_deleted(user.user_id, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

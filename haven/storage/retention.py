@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, func, select
@@ -29,17 +30,26 @@ def cutoff(now: datetime, days: int) -> datetime:
     return now - timedelta(days=days)
 
 
-async def delete_expired(engine: AsyncEngine, older_than: datetime) -> list[str]:
+@dataclass(frozen=True)
+class Deleted:
+    """A conversation retention deleted, and whose it was (to drop it from memory too)."""
+
+    session_id: str
+    user_id: str
+
+
+async def delete_expired(engine: AsyncEngine, older_than: datetime) -> list[Deleted]:
     """Deletes every session whose last message (or, without any, whose creation) is before
-    `older_than`; returns their ids."""
-    deleted: list[str] = []
+    `older_than`; returns them."""
+    deleted: list[Deleted] = []
     while True:
         batch = await _expired(engine, older_than)
         if not batch:
             return deleted
         for session_id in batch:
-            if await _delete_if_still_expired(engine, session_id, older_than):
-                deleted.append(session_id)
+            owner = await _delete_if_still_expired(engine, session_id, older_than)
+            if owner is not None:
+                deleted.append(Deleted(session_id, owner))
         if len(batch) < BATCH_SIZE:
             return deleted
 
@@ -63,16 +73,20 @@ async def _expired(engine: AsyncEngine, older_than: datetime) -> list[str]:
 
 async def _delete_if_still_expired(
     engine: AsyncEngine, session_id: str, older_than: datetime
-) -> bool:
+) -> str | None:
+    """The deleted session's owner, or None if it was kept (or already gone)."""
     # Checked again in the deleting statement: a message that arrived meanwhile keeps it.
     recent = exists().where(
         and_(Message.session_id == session_id, Message.created_at >= older_than)
     )
-    stmt = delete(ChatSession).where(
-        ChatSession.id == session_id, ChatSession.created_at < older_than, ~recent
+    stmt = (
+        delete(ChatSession)
+        .where(ChatSession.id == session_id, ChatSession.created_at < older_than, ~recent)
+        .returning(ChatSession.user_id)
     )
     async with write_transaction(engine) as conn:
-        return (await conn.execute(stmt)).rowcount == 1
+        owner: str | None = (await conn.execute(stmt)).scalar_one_or_none()
+        return owner
 
 
 async def run_periodically(
@@ -81,9 +95,10 @@ async def run_periodically(
     *,
     interval_s: float = CHECK_INTERVAL_S,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    on_deleted: Callable[[list[str]], object] | None = None,
+    on_deleted: Callable[[list[Deleted]], Awaitable[None]] | None = None,
 ) -> None:
-    """Deletes expired conversations now and every `interval_s` until cancelled."""
+    """Deletes expired conversations now and every `interval_s` until cancelled; `on_deleted`
+    then drops them from what the service holds in memory (the replay log)."""
     while True:
         try:
             deleted = await delete_expired(engine, cutoff(clock(), days))
@@ -92,7 +107,7 @@ async def run_periodically(
                     "retention: deleted %d conversations older than %d days", len(deleted), days
                 )
                 if on_deleted is not None:
-                    on_deleted(deleted)
+                    await on_deleted(deleted)
         except Exception:
             # The next pass tries again; the service itself is unaffected.
             logger.warning("retention pass failed", exc_info=True)

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import MetaData, select
 from starlette.testclient import WebSocketDisconnect
 
+from deployments.gateway import forget_expired
 from haven.cli_privacy import erase_user
 from haven.errors import StoredDataUnreadable
 from haven.storage import retention
@@ -196,7 +197,7 @@ def test_a_conversation_deleted_by_retention_cannot_be_continued_on_an_open_sock
         send(ws, other, "later words")
         until(ws, "assistant_message_complete")
         deleted = _run(harness, _delete_older_than(harness, cutoff))
-        assert deleted == [old]
+        assert [d.session_id for d in deleted] == [old]
         send(ws, old, "still there?")
         error = until(ws, "error")[-1]
         assert error["code"] == "session_not_found"
@@ -206,8 +207,30 @@ def test_a_conversation_deleted_by_retention_cannot_be_continued_on_an_open_sock
     assert [m["role"] for m in harness.messages(ana, other)] == ["user", "assistant"]
 
 
-async def _delete_older_than(harness: Harness, cutoff: datetime) -> list[str]:
+async def _delete_older_than(harness: Harness, cutoff: datetime) -> list[retention.Deleted]:
     return await retention.delete_expired(harness.services.store.engine, cutoff)
+
+
+def test_a_conversation_deleted_by_retention_is_not_replayed_by_a_resume(
+    harness: Harness,
+) -> None:
+    ana = harness.register("ana")
+    old, other = harness.new_session(ana), harness.new_session(ana)
+    with connect(harness, ana) as ws:
+        until(ws, "connection")
+        send(ws, old, "said long ago")
+        until(ws, "assistant_message_complete")
+        cutoff = datetime.now(UTC)
+        send(ws, other, "later words")
+        until(ws, "assistant_message_complete")
+        # As the Gateway's periodic retention task does: delete, then drop from memory. The
+        # open socket keeps the actor, and its replay log in memory, alive meanwhile.
+        deleted = _run(harness, _delete_older_than(harness, cutoff))
+        _run(harness, forget_expired(harness.services, deleted))
+        with connect(harness, ana, "&last_seq=0") as later:
+            replayed = until(later, "resumed")
+    sessions = {e.get("session_id") for e in replayed if e["type"] != "resumed"}
+    assert old not in sessions and other in sessions
 
 
 def test_a_wrong_password_is_refused_with_403_and_erases_nothing(harness: Harness) -> None:

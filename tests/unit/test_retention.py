@@ -60,7 +60,7 @@ async def test_a_day_of_retention_deletes_what_is_older_and_keeps_the_rest(
 ) -> None:
     scene = await _scene(store, monkeypatch)
     deleted = await retention.delete_expired(store.engine, retention.cutoff(LATER, days=1))
-    assert deleted == [scene["old"]]
+    assert deleted == [retention.Deleted(scene["old"], scene["user"])]
     assert await _sessions(store, scene["user"]) == {scene["revived"], scene["fresh"]}
     with pytest.raises(SessionNotFound):
         await store.list_messages(scene["user"], scene["old"])
@@ -81,8 +81,8 @@ async def test_the_periodic_task_deletes_expired_conversations(
     gone: list[str] = []
     passed = asyncio.Event()
 
-    def deleted(session_ids: list[str]) -> None:
-        gone.extend(session_ids)
+    async def deleted(sessions: list[retention.Deleted]) -> None:
+        gone.extend(s.session_id for s in sessions)
         passed.set()
 
     task = asyncio.create_task(
