@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import ray
 from ray.exceptions import RayActorError
 
 from actors.desk import PersonCall
@@ -22,11 +23,64 @@ logger = logging.getLogger(__name__)
 
 
 class Hosts(Protocol):
-    def host_of(self, user_id: str) -> tuple[int, Any]: ...
+    def index_of(self, user_id: str) -> int: ...
 
-    def everyone(self) -> list[tuple[int, Any]]: ...
+    async def host(self, index: int) -> Any:
+        """The host, made to exist if it does not."""
+
+    def find(self, index: int) -> Any | None:
+        """The host if it exists; None if not (nobody is connected to it)."""
+
+    @property
+    def size(self) -> int: ...
 
     def forget(self, index: int) -> None: ...
+
+
+class PeerHosts:
+    """The pool as a host sees it: hosts found by name. One that does not exist is created by a
+    Gateway replica (through its deployment handle), never by a host, so every host is owned by
+    a replica and stops with it, as docs/deploy.md says; a host that created another would take
+    it down when it died."""
+
+    def __init__(
+        self,
+        size: int,
+        index_of: Callable[[str], int],
+        name: Callable[[int], str],
+        gateway: Any,
+    ) -> None:
+        self._size = size
+        self.index_of = index_of
+        self._name = name
+        self._gateway = gateway
+        self._hosts: dict[int, Any] = {}
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def find(self, index: int) -> Any | None:
+        handle = self._hosts.get(index)
+        if handle is None:
+            try:
+                handle = ray.get_actor(self._name(index))
+            except ValueError:
+                return None
+            self._hosts[index] = handle
+        return handle
+
+    async def host(self, index: int) -> Any:
+        handle = self.find(index)
+        if handle is None:
+            await self._gateway.ensure_host.remote(index)
+            handle = self.find(index)
+            if handle is None:
+                raise RayActorError()
+        return handle
+
+    def forget(self, index: int) -> None:
+        self._hosts.pop(index, None)
 
 
 class RayPeers:
@@ -42,8 +96,9 @@ class RayPeers:
         self._announcing: set[asyncio.Task[None]] = set()
 
     async def person(self, person_id: str, call: PersonCall) -> SessionHistory | None:
+        index = self._hosts.index_of(person_id)
         for attempt in range(2):
-            index, host = self._hosts.host_of(person_id)
+            host = await self._hosts.host(index)
             try:
                 result: SessionHistory | None = await host.person.remote(person_id, call)
                 return result
@@ -63,9 +118,11 @@ class RayPeers:
     async def _send(self, counsellor_id: str) -> None:
         try:
             while batch := self._outgoing.pop(counsellor_id, None):
-                index, host = self._hosts.host_of(counsellor_id)
+                index = self._hosts.index_of(counsellor_id)
+                host = self._hosts.find(index)
                 try:
-                    if not await host.deliver.remote(counsellor_id, batch):
+                    # No host: no socket of theirs anywhere; none is started for them.
+                    if host is None or not await host.deliver.remote(counsellor_id, batch):
                         self.unreachable(counsellor_id)
                 except RayActorError:
                     # Their sockets went with that host, with no close to start the grace
@@ -77,7 +134,10 @@ class RayPeers:
             self._senders.pop(counsellor_id, None)
 
     def announce(self, event: EscalationQueued) -> None:
-        for index, host in self._hosts.everyone():
+        for index in range(self._hosts.size):
+            host = self._hosts.find(index)
+            if host is None:
+                continue  # nobody is connected to a host that does not exist
             task = asyncio.get_running_loop().create_task(self._announce(index, host, event))
             self._announcing.add(task)
             task.add_done_callback(self._announcing.discard)

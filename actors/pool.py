@@ -22,7 +22,7 @@ from actors.connection import SocketTicket
 from actors.desk import PersonCall
 from actors.host import ConnectionHostCore
 from actors.owners import GatewayOwners, GatewayRef, actor_gone
-from actors.peers import RayPeers
+from actors.peers import PeerHosts, RayPeers
 from deployments.clients import ServeReplyGenerator, ServeRiskAssessor
 from haven import gc_policy, loop_probe
 from haven.errors import HavenError
@@ -70,11 +70,20 @@ class ConnectionHost:
         classifier: DeploymentHandle,
         generator: DeploymentHandle,
         name_prefix: str = "",
+        gateway: DeploymentHandle | None = None,
     ) -> None:
         from models.safety.output_screen import unsafe_reply
 
         self._store = Store.from_url(settings.resolved_database_url, master_keys(settings))
-        peers = RayPeers(HostPool(settings, classifier, generator, name_prefix))
+        size = settings.connection_hosts
+        peers = RayPeers(
+            PeerHosts(
+                size,
+                lambda user_id: host_index(user_id, size),
+                lambda index: host_name(name_prefix, index),
+                gateway,
+            )
+        )
         self._core = ConnectionHostCore(
             settings,
             self._store,
@@ -154,9 +163,13 @@ class ConnectionHost:
         await self._core.announce_here(event)
 
 
+def host_name(name_prefix: str, index: int) -> str:
+    return f"{name_prefix}-connection-host-{index}"
+
+
 class HostPool:
-    """Handles to the pool's named host actors, each created on first use (or found, when a
-    Gateway replica or another host created it first)."""
+    """A Gateway replica's handles to the pool's named host actors, each created on first use
+    (or found, when another replica created it first), owned by the replica that created it."""
 
     def __init__(
         self,
@@ -164,30 +177,26 @@ class HostPool:
         classifier: DeploymentHandle,
         generator: DeploymentHandle,
         name_prefix: str,
+        gateway: DeploymentHandle | None = None,
     ) -> None:
         self.settings = settings
         self._classifier = classifier
         self._generator = generator
         self._name_prefix = name_prefix
+        # The Gateway deployment, through which hosts have a missing host created.
+        self._gateway = gateway
         self._hosts: dict[int, ActorHandle] = {}
 
     def host(self, index: int) -> ActorHandle:
         handle = self._hosts.get(index)
         if handle is None:
             remote_cls: Any = ray.remote(ConnectionHost)
-            name = f"{self._name_prefix}-connection-host-{index}"
+            name = host_name(self._name_prefix, index)
             handle = remote_cls.options(**host_actor_options(self.settings, name)).remote(
-                self.settings, self._classifier, self._generator, self._name_prefix
+                self.settings, self._classifier, self._generator, self._name_prefix, self._gateway
             )
             self._hosts[index] = handle
         return handle
-
-    def host_of(self, user_id: str) -> tuple[int, ActorHandle]:
-        index = host_index(user_id, self.settings.connection_hosts)
-        return index, self.host(index)
-
-    def everyone(self) -> list[tuple[int, ActorHandle]]:
-        return [(index, self.host(index)) for index in range(self.settings.connection_hosts)]
 
     def forget(self, index: int) -> None:
         """The host died: the next call creates a fresh one (rebuilt from storage)."""
@@ -203,9 +212,10 @@ class RayConnections:
         classifier: DeploymentHandle,
         generator: DeploymentHandle,
         name_prefix: str,
+        gateway: DeploymentHandle | None = None,
     ) -> None:
         self._settings = settings
-        self._pool = HostPool(settings, classifier, generator, name_prefix)
+        self._pool = HostPool(settings, classifier, generator, name_prefix, gateway)
         # This Gateway replica, so a host can drop its sockets should the replica die.
         self._owner = GatewayRef.current()
 
@@ -278,8 +288,12 @@ class RayConnections:
         """Returns once every host of the pool answers (creating those not yet started, and
         a fresh one for each that died since this replica last used it)."""
         for index in range(self._settings.connection_hosts):
-            try:
-                await self.host(index).stats.remote()
-            except RayActorError:
-                self._pool.forget(index)
-                await self.host(index).stats.remote()
+            await self.ensure(index)
+
+    async def ensure(self, index: int) -> None:
+        """Host `index` exists and answers, created by this replica if it did not exist."""
+        try:
+            await self.host(index).stats.remote()
+        except RayActorError:
+            self._pool.forget(index)
+            await self.host(index).stats.remote()

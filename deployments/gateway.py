@@ -139,8 +139,12 @@ class Gateway:
         self._settings = settings
         self._classifier = classifier
         self._generator = generator
-        app_name = serve.get_replica_context().app_name
-        self._connections = RayConnections(settings, classifier, generator, name_prefix=app_name)
+        context = serve.get_replica_context()
+        # Hosts ask the Gateway (any replica) to create a missing host, so no host owns another.
+        gateway = serve.get_deployment_handle(context.deployment, context.app_name)
+        self._connections = RayConnections(
+            settings, classifier, generator, name_prefix=context.app_name, gateway=gateway
+        )
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         settings = self._settings
@@ -159,6 +163,10 @@ class Gateway:
         # The app and its clients are built: what exists now lives as long as the replica.
         gc_policy.settle()
         return app
+
+    async def ensure_host(self, index: int) -> None:
+        """Creates host `index` if it does not exist (asked by a host that needs it)."""
+        await self._connections.ensure(index)
 
     async def _forget_session(self, session_id: str) -> None:
         # One replica hears this; the others drop the state once it has been idle for

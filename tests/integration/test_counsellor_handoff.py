@@ -237,3 +237,46 @@ def test_a_counsellor_lost_with_their_host_gets_the_grace_period(server: Server)
         _wait_for_presence(server, session_id, Presence.COUNSELLOR_LEAVING)
     with _reconnect(server, cara) as desk:
         _wait_for_presence(server, session_id, Presence.COUNSELLOR_PRESENT)
+
+
+def _owner_class(host_suffix: str) -> str:
+    """The class of the actor that owns the live host named `...host_suffix` (a worker is
+    known by its node and port; the state API does not give owners, the GCS table does)."""
+    table = [i for i in ray._private.state.actors().values() if i["State"] == "ALIVE"]
+
+    def where(address: dict[str, Any]) -> tuple[str, int]:
+        return address["NodeID"], address["Port"]
+
+    classes = {where(i["Address"]): i["ActorClassName"] for i in table}
+    (host,) = [i for i in table if i["Name"].endswith(host_suffix)]
+    return str(classes.get(where(host["OwnerAddress"]), "not an actor"))
+
+
+def test_a_persons_host_that_died_is_made_again_by_a_gateway_replica(server: Server) -> None:
+    # The counsellor's call needs the person's host, which died; it is created through the
+    # Gateway, so it belongs to a replica (and stops with it), not to the counsellor's host.
+    hosts = server.config_args["settings"].get("connection_hosts", 2)
+    ana = server.register(f"ana-{uuid.uuid4().hex[:6]}")
+    while True:
+        cara = _counsellor(server, f"cara-{uuid.uuid4().hex[:6]}")
+        if host_index(_user_id(cara), hosts) != host_index(_user_id(ana), hosts):
+            break
+    suffix = f"connection-host-{host_index(_user_id(ana), hosts)}"
+    with server.ws(cara) as desk:
+        events_until(desk, "connection")
+        with server.ws(ana) as ana_ws:
+            events_until(ana_ws, "connection")
+            session_id = _escalate(server, ana_ws, ana)
+            _send(desk, {"type": "join", "session_id": session_id})
+            events_until(desk, "session_history")
+        for host in ray.util.list_named_actors(all_namespaces=True):
+            if host["name"].endswith(suffix):
+                ray.kill(ray.get_actor(host["name"], namespace=host["namespace"]))
+        _send(
+            desk,
+            {"type": "counsellor_message", "session_id": session_id, "message_text": "Still here."},
+        )
+        said = _until(desk, lambda e: e["type"] in ("counsellor_message", "error"))[-1]
+        assert said["type"] == "counsellor_message", said
+    assert "Gateway" in _owner_class(suffix)
+    assert [m["text"] for m in server.messages(ana, session_id)][-1] == "Still here."

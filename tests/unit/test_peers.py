@@ -8,6 +8,7 @@ from typing import Any
 
 from ray.exceptions import RayActorError
 
+from actors.desk import PersonCall
 from actors.peers import RayPeers
 from haven.protocol import Pong
 
@@ -28,22 +29,34 @@ class _Host:
 
 
 class _Hosts:
-    def __init__(self, answer: Any) -> None:
-        self.host = _Host(answer)
+    def __init__(self, answer: Any, exists: bool = True) -> None:
+        self.host_ = _Host(answer)
+        self.exists = exists
         self.forgotten: list[int] = []
+        self.created: list[int] = []
 
-    def host_of(self, user_id: str) -> tuple[int, Any]:
-        return 3, self.host
+    @property
+    def size(self) -> int:
+        return 4
 
-    def everyone(self) -> list[tuple[int, Any]]:
-        return [(3, self.host)]
+    def index_of(self, user_id: str) -> int:
+        return 3
+
+    def find(self, index: int) -> Any | None:
+        return self.host_ if self.exists else None
+
+    async def host(self, index: int) -> Any:
+        if not self.exists:
+            self.created.append(index)
+            self.exists = True
+        return self.host_
 
     def forget(self, index: int) -> None:
         self.forgotten.append(index)
 
 
-async def _deliver(answer: Any) -> tuple[list[str], _Hosts]:
-    hosts = _Hosts(answer)
+async def _deliver(answer: Any, exists: bool = True) -> tuple[list[str], _Hosts]:
+    hosts = _Hosts(answer, exists)
     peers = RayPeers(hosts)
     gone: list[str] = []
     peers.unreachable = gone.append
@@ -66,3 +79,16 @@ async def test_a_counsellor_whose_host_has_no_socket_of_theirs_is_reported() -> 
 async def test_a_counsellor_whose_host_died_is_reported_and_the_host_forgotten() -> None:
     gone, hosts = await _deliver(RayActorError())
     assert gone == ["cara"] and hosts.forgotten == [3]
+
+
+async def test_no_host_is_started_for_a_counsellor_whose_host_does_not_exist() -> None:
+    gone, hosts = await _deliver(True, exists=False)
+    assert gone == ["cara"] and hosts.created == []
+
+
+async def test_a_persons_missing_host_is_made_to_exist_for_a_counsellors_call() -> None:
+    hosts = _Hosts(None, exists=False)
+    hosts.host_.person = _Call(None)  # type: ignore[attr-defined]
+    peers = RayPeers(hosts)
+    assert await peers.person("ana", PersonCall("back", "cara")) is None
+    assert hosts.created == [3]
