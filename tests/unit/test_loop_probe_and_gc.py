@@ -66,7 +66,7 @@ async def test_probe_records_a_blocked_loop_and_a_full_collection(
     loop_probe.start()
     loop_probe.start()  # once per loop
     await asyncio.sleep(0.05)
-    time.sleep(0.12)  # the loop is blocked
+    time.sleep(0.12)  # noqa: ASYNC251 - blocking the loop is what the probe must see
     gc.collect(2)
     await asyncio.sleep(0.4)
     for task in loop_probe._tasks:
