@@ -85,6 +85,8 @@ def _on_gc(path: str, phase: str, info: dict[str, Any]) -> None:
         event = {"t": round(time.time(), 3), "event": "gc", "ms": round(ms, 1), "gen": generation}
         if asyncio_loop is not None:
             asyncio_loop.call_soon(_write, path, event)
+        else:  # a thread without a loop (Ray's, Serve's own): after the collection all the same
+            _write(path, event)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
