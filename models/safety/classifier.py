@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from haven.risk import Assessment, RiskLevel
 from models.safety.encoder import FEATURE_DIM, MiniLMEncoder, fast_dtype
 from models.safety.head import Head, decide, load_head
-from models.safety.windows import pool_by_owner, split
+from models.safety.windows import pool_by_owner, split_all
 
 DEFAULT_HEAD_PATH = pathlib.Path(__file__).resolve().parent / "weights" / "head.safetensors"
 MODEL_NAME = "minilm-l6-head"
@@ -57,20 +57,15 @@ class SafetyModel:
             return []
         cleaned = [clean(t) for t in texts]
         # Every window of every text in one pass, then each text's windows pooled (windows.py).
-        windows: list[str] = []
-        owners: list[int] = []
-        for index, text in enumerate(cleaned):
-            pieces = split(self.encoder.tokenizer, text)
-            windows.extend(pieces)
-            owners.extend([index] * len(pieces))
+        windows, owners = split_all(self.encoder.tokenizer, cleaned)
         # Heads of the first format read the plain embedding, newer ones the richer features.
         if self.head.input_dim == FEATURE_DIM:
             embeddings = self.encoder.features(windows, batch_size=BATCH_SIZE)
         else:
             embeddings = self.encoder.encode(windows, batch_size=BATCH_SIZE)
-        probabilities = self.head.probabilities(embeddings, windows)
-        if len(windows) > len(cleaned):
-            probabilities = pool_by_owner(probabilities, owners, len(cleaned))
+        probabilities = pool_by_owner(
+            self.head.probabilities(embeddings, windows), owners, len(cleaned)
+        )
         levels = decide(probabilities, self.thresholds)
         labels = self.head.labels
         return [

@@ -20,7 +20,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from haven.risk import RISK_LEVELS, Assessment, RiskLevel
 from models.safety.classifier import clean
 from models.safety.head import decide
-from models.safety.windows import OVERLAP, pool_by_owner, split
+from models.safety.windows import OVERLAP, pool_by_owner, split_all
 
 MAX_LENGTH = 256
 BATCH_SIZE = 32
@@ -100,15 +100,10 @@ class HFSafetyModel:
         """One assessment per text, in the order given."""
         if not texts:
             return []
-        windows: list[str] = []
-        owners: list[int] = []
-        for index, text in enumerate(clean(t) for t in texts):
-            pieces = split(self.tokenizer, text, self.window, self.overlap)
-            windows.extend(pieces)
-            owners.extend([index] * len(pieces))
+        cleaned = [clean(t) for t in texts]
+        windows, owners = split_all(self.tokenizer, cleaned, self.window, self.overlap)
         probabilities = self._probabilities(windows) @ self.mapping
-        if len(windows) > len(texts):
-            probabilities = pool_by_owner(probabilities, owners, len(texts))
+        probabilities = pool_by_owner(probabilities, owners, len(texts))
         levels = decide(probabilities, self.thresholds)
         return [
             Assessment(

@@ -50,8 +50,25 @@ def pool_max(probabilities: np.ndarray) -> np.ndarray:
     return np.clip(pooled, 0.0, 1.0)
 
 
+def split_all(
+    tokenizer: Any, texts: Sequence[str], size: int = SIZE, overlap: int = OVERLAP
+) -> tuple[list[str], list[int]]:
+    """Every window of every text, in order, and the index of the text each belongs to, so a
+    model scores them all in one pass (`pool_by_owner` then gives one row per text)."""
+    windows: list[str] = []
+    owners: list[int] = []
+    for index, text in enumerate(texts):
+        pieces = split(tokenizer, text, size, overlap)
+        windows.extend(pieces)
+        owners.extend([index] * len(pieces))
+    return windows, owners
+
+
 def pool_by_owner(probabilities: np.ndarray, owners: Sequence[int], n: int) -> np.ndarray:
-    """Rows of windows pooled per text: `owners[i]` is the text window row i belongs to."""
+    """Rows of windows pooled per text: `owners[i]` is the text window row i belongs to; the
+    rows as they are when every text was one window."""
+    if len(owners) == n:
+        return probabilities
     owners_arr = np.asarray(owners)
     out = np.empty((n, probabilities.shape[1]), dtype=probabilities.dtype)
     for index in range(n):
