@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from actors.turn import OutputScreen
 from haven.errors import NotFound, SessionNotFound, UnsafeMessage
-from haven.presence import Presence, counsellor_ref
+from haven.presence import Presence, counsellor_ref, counsellor_refs
 from haven.protocol import (
     AssistantMessageComplete,
     CounsellorJoined,
@@ -239,10 +239,7 @@ class Handoff:
 
     async def _history(self, session_id: str) -> SessionHistory:
         messages = await self._store.list_messages(self._user_id, session_id)
-        names = {
-            author: await self._ref(author)
-            for author in {m.author_id for m in messages if m.author_id}
-        }
+        names = await counsellor_refs(self._store, (m.author_id for m in messages))
         return SessionHistory(
             session_id=session_id,
             display_name=self.display_name,

@@ -31,7 +31,7 @@ from haven.errors import (
     TooManyRegistrations,
     UsernameTaken,
 )
-from haven.presence import counsellor_ref
+from haven.presence import counsellor_refs
 from haven.protocol import CounsellorRef
 from haven.throttle import AuthThrottle
 
@@ -299,10 +299,7 @@ async def list_messages(session_id: str, user: User, svc: Services) -> list[Mess
     is not among them. Use it to reload a conversation, e.g. after `resumed.recovered` is
     false. Another user's session answers 404, like an unknown one."""
     records = await svc.store.list_messages(user.user_id, session_id)
-    names = {
-        author: counsellor_ref(await svc.store.get_user(author))
-        for author in {r.author_id for r in records if r.author_id}
-    }
+    names = await counsellor_refs(svc.store, (r.author_id for r in records))
     return [
         MessageOut(
             id=r.id,

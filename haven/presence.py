@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING
 from haven.protocol import CounsellorRef
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from haven.storage.records import UserRecord
+    from haven.storage.store import Store
 
 
 class Presence(StrEnum):
@@ -42,3 +45,14 @@ def counsellor_ref(account: UserRecord | None) -> CounsellorRef:
     counsellor's account is gone; what they wrote stays the person's, under a plain title."""
     name = (account.display_name or account.username) if account else "Counsellor"
     return CounsellorRef(display_name=name)
+
+
+async def counsellor_refs(
+    store: Store, author_ids: Iterable[str | None]
+) -> dict[str, CounsellorRef]:
+    """Each distinct counsellor among a conversation's message authors, as the person sees
+    them (one account read per counsellor, not per message)."""
+    return {
+        author: counsellor_ref(await store.get_user(author))
+        for author in {a for a in author_ids if a}
+    }
