@@ -1,12 +1,13 @@
 """The garbage collector's settings for the processes that hold sockets.
 
 A process on the socket path (the Serve proxy, the Gateway replica, a ConnectionHost) holds
-thousands of long-lived objects per hundred sockets, and each ping or chunk allocates a few
-hundred short-lived ones. With CPython's default thresholds (700, 10, 10) the young
-collections run ~50 times a second under 200 pings/s, every object in flight at that moment is
-promoted, and promotions soon pass a quarter of the long-lived objects, which starts a full
-collection: a scan of every socket's objects that stops the event loop, and so every socket of
-the process, for 0.2-0.5 s (docs/benchmarks.md, "Where the stalls came from").
+many long-lived objects per socket, and each ping or chunk allocates short-lived ones. With
+CPython's default thresholds (700, 10, 10) young collections run often under traffic, the
+objects in flight at that moment are promoted, and promotions start full collections: scans
+of every socket's objects that stop the event loop, and so every socket of the process. The
+loop probe measured such pauses at 50-160 ms (young and middle collections) and 90-460 ms
+(full) at 1,000 sockets, and 1.8-3.1 s at 5,000 (docs/benchmarks.md, "Where the stalls came
+from").
 
 `settle()` freezes what start-up allocated (never scanned again) and raises the thresholds, so
 an object must outlive ~1 million allocations to reach the old generation: the objects of a
