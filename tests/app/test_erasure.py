@@ -188,15 +188,9 @@ def test_a_conversation_deleted_by_retention_cannot_be_continued_on_an_open_sock
     ana = harness.register("ana")
     old, other = harness.new_session(ana), harness.new_session(ana)
     with connect(harness, ana) as ws:
-        until(ws, "connection")
-        send(ws, old, "said long ago")
-        until(ws, "assistant_message_complete")
         # Retention deletes behind the socket's back; `other` has a message after the cutoff,
         # so it stays.
-        cutoff = datetime.now(UTC)
-        send(ws, other, "later words")
-        until(ws, "assistant_message_complete")
-        deleted = _run(harness, _delete_older_than(harness, cutoff))
+        deleted = _old_and_recent_then_retention(harness, ws, old, other)
         assert [d.session_id for d in deleted] == [old]
         send(ws, old, "still there?")
         error = until(ws, "error")[-1]
@@ -211,21 +205,29 @@ async def _delete_older_than(harness: Harness, cutoff: datetime) -> list[retenti
     return await retention.delete_expired(harness.services.store.engine, cutoff)
 
 
+def _old_and_recent_then_retention(
+    harness: Harness, ws: Any, old: str, recent: str
+) -> list[retention.Deleted]:
+    """A turn in `old`, a cutoff, a turn in `recent`; then retention deletes up to the cutoff."""
+    until(ws, "connection")
+    send(ws, old, "said long ago")
+    until(ws, "assistant_message_complete")
+    cutoff = datetime.now(UTC)
+    send(ws, recent, "later words")
+    until(ws, "assistant_message_complete")
+    deleted: list[retention.Deleted] = _run(harness, _delete_older_than(harness, cutoff))
+    return deleted
+
+
 def test_a_conversation_deleted_by_retention_is_not_replayed_by_a_resume(
     harness: Harness,
 ) -> None:
     ana = harness.register("ana")
     old, other = harness.new_session(ana), harness.new_session(ana)
     with connect(harness, ana) as ws:
-        until(ws, "connection")
-        send(ws, old, "said long ago")
-        until(ws, "assistant_message_complete")
-        cutoff = datetime.now(UTC)
-        send(ws, other, "later words")
-        until(ws, "assistant_message_complete")
         # As the Gateway's periodic retention task does: delete, then drop from memory. The
         # open socket keeps the actor, and its replay log in memory, alive meanwhile.
-        deleted = _run(harness, _delete_older_than(harness, cutoff))
+        deleted = _old_and_recent_then_retention(harness, ws, old, other)
         _run(harness, forget_expired(harness.services, deleted))
         with connect(harness, ana, "&last_seq=0") as later:
             replayed = until(later, "resumed")
