@@ -121,10 +121,25 @@ def test_live_hand_off_with_two_people_and_a_counsellor(server: Server) -> None:
     assert roles[3:] == ["user", "user", "user", "assistant"]
 
 
-def _kill_hosts() -> None:
+def _kill_hosts(index: int | None = None) -> None:
+    """Kills every connection host, or only host `index`."""
+    wanted = "connection-host" if index is None else f"connection-host-{index}"
     for host in ray.util.list_named_actors(all_namespaces=True):
-        if "connection-host" in host["name"]:
+        if host["name"].endswith(wanted) or (index is None and wanted in host["name"]):
             ray.kill(ray.get_actor(host["name"], namespace=host["namespace"]), no_restart=True)
+
+
+def _escalated_and_joined(
+    server: Server, desk: ClientConnection, person_ws: ClientConnection, person: str
+) -> str:
+    """The person escalates in a new session and the counsellor at `desk` joins it."""
+    events_until(desk, "connection")
+    events_until(person_ws, "connection")
+    session_id = _escalate(server, person_ws, person)
+    _send(desk, {"type": "join", "session_id": session_id})
+    events_until(desk, "session_history")
+    events_until(person_ws, "counsellor_joined")
+    return session_id
 
 
 def _reconnect(server: Server, token: str, timeout_s: float = 180) -> ClientConnection:
@@ -147,12 +162,7 @@ def test_killing_the_host_actors_keeps_the_counsellor_in_the_conversation(
     cara = _counsellor(server, f"cara-{tag}")
     ana = server.register(f"ana-{tag}")
     with server.ws(cara) as desk, server.ws(ana) as ana_ws:
-        events_until(desk, "connection")
-        events_until(ana_ws, "connection")
-        session_id = _escalate(server, ana_ws, ana)
-        _send(desk, {"type": "join", "session_id": session_id})
-        events_until(desk, "session_history")
-        events_until(ana_ws, "counsellor_joined")
+        session_id = _escalated_and_joined(server, desk, ana_ws, ana)
         _kill_hosts()
         for ws in (desk, ana_ws):
             with pytest.raises(ConnectionClosed):
@@ -208,27 +218,25 @@ def _wait_for_presence(server: Server, session_id: str, state: Presence) -> None
         time.sleep(0.5)
 
 
-def test_a_counsellor_lost_with_their_host_gets_the_grace_period(server: Server) -> None:
-    # Counsellor and person on different hosts; only the counsellor's host is killed, so no
-    # close of theirs reaches the person's actor: the person's next message finds them gone.
+def _on_different_hosts(server: Server) -> tuple[str, str, int, int]:
+    """A person and a counsellor whose ids map to different hosts: (person token, counsellor
+    token, person's host, counsellor's host)."""
     hosts = server.config_args["settings"].get("connection_hosts", 2)
     ana = server.register(f"ana-{uuid.uuid4().hex[:6]}")
     while True:
-        name = f"cara-{uuid.uuid4().hex[:6]}"
-        cara = _counsellor(server, name)
-        if host_index(_user_id(cara), hosts) != host_index(_user_id(ana), hosts):
-            break
+        cara = _counsellor(server, f"cara-{uuid.uuid4().hex[:6]}")
+        ana_host, cara_host = (host_index(_user_id(t), hosts) for t in (ana, cara))
+        if ana_host != cara_host:
+            return ana, cara, ana_host, cara_host
+
+
+def test_a_counsellor_lost_with_their_host_gets_the_grace_period(server: Server) -> None:
+    # Counsellor and person on different hosts; only the counsellor's host is killed, so no
+    # close of theirs reaches the person's actor: the person's next message finds them gone.
+    ana, cara, _, cara_host = _on_different_hosts(server)
     with server.ws(cara) as desk, server.ws(ana) as ana_ws:
-        events_until(desk, "connection")
-        events_until(ana_ws, "connection")
-        session_id = _escalate(server, ana_ws, ana)
-        _send(desk, {"type": "join", "session_id": session_id})
-        events_until(desk, "session_history")
-        events_until(ana_ws, "counsellor_joined")
-        suffix = f"connection-host-{host_index(_user_id(cara), hosts)}"
-        for host in ray.util.list_named_actors(all_namespaces=True):
-            if host["name"].endswith(suffix):
-                ray.kill(ray.get_actor(host["name"], namespace=host["namespace"]))
+        session_id = _escalated_and_joined(server, desk, ana_ws, ana)
+        _kill_hosts(cara_host)
         with pytest.raises(ConnectionClosed):
             while True:
                 desk.recv(timeout=60)
@@ -255,23 +263,12 @@ def _owner_class(host_suffix: str) -> str:
 def test_a_persons_host_that_died_is_made_again_by_a_gateway_replica(server: Server) -> None:
     # The counsellor's call needs the person's host, which died; it is created through the
     # Gateway, so it belongs to a replica (and stops with it), not to the counsellor's host.
-    hosts = server.config_args["settings"].get("connection_hosts", 2)
-    ana = server.register(f"ana-{uuid.uuid4().hex[:6]}")
-    while True:
-        cara = _counsellor(server, f"cara-{uuid.uuid4().hex[:6]}")
-        if host_index(_user_id(cara), hosts) != host_index(_user_id(ana), hosts):
-            break
-    suffix = f"connection-host-{host_index(_user_id(ana), hosts)}"
+    ana, cara, ana_host, _ = _on_different_hosts(server)
+    suffix = f"connection-host-{ana_host}"
     with server.ws(cara) as desk:
-        events_until(desk, "connection")
         with server.ws(ana) as ana_ws:
-            events_until(ana_ws, "connection")
-            session_id = _escalate(server, ana_ws, ana)
-            _send(desk, {"type": "join", "session_id": session_id})
-            events_until(desk, "session_history")
-        for host in ray.util.list_named_actors(all_namespaces=True):
-            if host["name"].endswith(suffix):
-                ray.kill(ray.get_actor(host["name"], namespace=host["namespace"]))
+            session_id = _escalated_and_joined(server, desk, ana_ws, ana)
+        _kill_hosts(ana_host)
         _send(
             desk,
             {"type": "counsellor_message", "session_id": session_id, "message_text": "Still here."},
