@@ -22,6 +22,7 @@ from haven.logging_context import send_to_serve_log
 from haven.metrics.reply_meter import ReplyMeter
 from haven.settings import Settings
 from models.llm.backend import ChatBackend, GenerationParams
+from models.llm.candidates import ReplyChooser
 from models.llm.openai_backend import OpenAIOptions
 from models.llm.service import IntentPlanner, ReplyService
 
@@ -66,6 +67,10 @@ class GeneratorOptions(BaseModel):
     max_sentences: int = Field(default=4, ge=0, le=100)
     # Choose the intent of replies whose request leaves it open (models.intent.planner).
     planner: bool = True
+    # Replies sampled per turn, the best one sent (models.llm.candidates), while batch places
+    # are free; >1 sends the reply whole once all are written. None: 3 with transformers, 1 with
+    # openai (each candidate would be a paid request).
+    candidates: int | None = Field(default=None, ge=1, le=8)
     # Let the model write the reply at high risk (strict output screen, the line and a safety
     # question added when missing) instead of a reviewed reply. Only for a large model behind
     # the `openai` backend; refused with `transformers` (haven.safety_policy).
@@ -83,6 +88,11 @@ class GeneratorOptions(BaseModel):
                 "never writes the reply at high risk"
             )
         return self
+
+    def reply_candidates(self) -> int:
+        if self.candidates is not None:
+            return self.candidates
+        return 3 if self.backend == "transformers" else 1
 
     def params(self) -> GenerationParams:
         return GenerationParams(
@@ -150,6 +160,19 @@ def load_planner(options: GeneratorOptions) -> IntentPlanner:
     return planner
 
 
+def load_chooser(options: GeneratorOptions, planner: IntentPlanner | None) -> ReplyChooser | None:
+    """The chooser among candidate replies, sharing the planner's sentence encoder when it has
+    one (the same MiniLM); None when one candidate is sampled."""
+    if options.reply_candidates() < 2:
+        return None
+    encoder = getattr(planner, "encoder", None)
+    if encoder is None:
+        from models.safety.encoder import MiniLMEncoder
+
+        encoder = MiniLMEncoder(device=pick_device(options.device), threads=options.threads)
+    return ReplyChooser(encoder.encode)
+
+
 # max_ongoing_requests: the batch plus its queue (max_batch_size + max_queued), so that a full
 # replica answers `busy` itself rather than Serve queueing requests in front of it.
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32)
@@ -159,8 +182,9 @@ class ResponseGenerator:
         options: GeneratorOptions,
         settings: Settings,
         planner: IntentPlanner | None = None,
+        chooser: ReplyChooser | None = None,
     ) -> None:
-        """`planner`: one to use instead of loading `models.intent.planner` (tests)."""
+        """`planner`, `chooser`: ones to use instead of loading them (tests)."""
         send_to_serve_log()
         backend = build_backend(options, settings)
         self._backend_name = options.backend
@@ -176,6 +200,8 @@ class ResponseGenerator:
             planner=planner,
             coalesce_s=options.coalesce_ms / 1000,
             max_sentences=options.max_sentences,
+            candidates=options.reply_candidates(),
+            chooser=chooser if chooser is not None else load_chooser(options, planner),
         )
 
     async def generate(

@@ -46,6 +46,24 @@ class AdmissionQueue:
         self._admitted += 1
         return Admission(self)
 
+    def take_spare(self, count: int, keep_free: int) -> list[Admission]:
+        """Up to `count` places that run at once, for optional work, taken only while at least
+        `keep_free` places stay free and nobody waits: a request never waits behind them."""
+        taken: list[Admission] = []
+        limit = self.concurrency + self.max_queued
+        while (
+            len(taken) < count
+            and self._free > keep_free
+            and not self._waiters
+            and self._admitted < limit
+        ):
+            self._free -= 1
+            self._admitted += 1
+            admission = Admission(self)
+            admission._running = True
+            taken.append(admission)
+        return taken
+
     def _take(self) -> bool:
         if self._free > 0 and not self._waiters:
             self._free -= 1

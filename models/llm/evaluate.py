@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from models.llm import evaluate_metrics as metrics
+from models.llm.candidates import ReplyChooser
 from models.llm.evaluate_data import EvalCase, esconv_cases, read_cases, write_lines
 from models.llm.prompt import build_messages, resolve_intent
 from models.llm.reply_shape import ReplyShape
@@ -33,6 +34,27 @@ logger = logging.getLogger("models.llm.evaluate")
 MAX_PROMPT_TOKENS = 1536
 MAX_NEW_TOKENS = 160
 DEFAULT_INTENT = "validate"  # what the service uses when no intent is planned
+
+
+async def candidate_replies(
+    backend: Any, messages: list[dict[str, str]], seed: int, shape: int, temperature: float,
+    candidates: int,
+) -> list[str]:  # fmt: skip
+    """`candidates` replies sampled together, as the service samples them (`sample_replies`)."""
+    from models.llm.candidates import sample_replies
+    from models.llm.generation import GenerationParams
+
+    params = GenerationParams(max_new_tokens=MAX_NEW_TOKENS, seed=seed, temperature=temperature)
+    first = backend.admit()
+    await first.start()
+    admissions = [first, *backend.queue.take_spare(candidates - 1, keep_free=0)]
+    try:
+        return await sample_replies(
+            backend, messages, params, admissions, cache_key=None, max_sentences=shape
+        )
+    finally:
+        for admission in admissions:
+            admission.release()
 
 
 async def reply_for(
@@ -73,8 +95,11 @@ def gold_perplexity(backend: Any, messages: list[dict[str, str]], gold: str) -> 
 
 
 def evaluate(
-    backend: Any, cases: list[EvalCase], seed: int, shape: int, temperature: float = 0.5
-) -> list[dict[str, Any]]:
+    backend: Any, cases: list[EvalCase], seed: int, shape: int, temperature: float = 0.5,
+    candidates: int = 1, chooser: ReplyChooser | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per case. With `candidates` > 1 and a `chooser`, the row's reply is the chosen
+    one and `candidates` lists all of them, the first being what one sample would have sent."""
     rows: list[dict[str, Any]] = []
     for index, case in enumerate(cases):
         intent = resolve_intent(case.intent or DEFAULT_INTENT)
@@ -83,12 +108,21 @@ def evaluate(
             tokenizer=backend.tokenizer, max_prompt_tokens=MAX_PROMPT_TOKENS,
         )  # fmt: skip
         # One seed per context: a rerun reproduces each reply however many contexts precede it.
-        reply = asyncio.run(
-            reply_for(backend, messages, seed * 100_003 + index, shape, temperature)
-        )
+        context_seed = seed * 100_003 + index
+        sampled: list[str] | None = None
+        if candidates > 1 and chooser is not None:
+            sampled = asyncio.run(
+                candidate_replies(backend, messages, context_seed, shape, temperature, candidates)
+            )
+            context = [turn.text for turn in case.context]
+            reply = chooser.rank(sampled, context[-1], context)[0].text
+        else:
+            reply = asyncio.run(reply_for(backend, messages, context_seed, shape, temperature))
         gold = gold_perplexity(backend, messages, case.reply) if case.reply else None
         rows.append({"reply": reply, "intent": intent, "words": metrics.words(reply),
                      "gold_ppl": None if gold is None else round(gold, 3)})  # fmt: skip
+        if sampled is not None:
+            rows[-1]["candidates"] = sampled
         logger.info("%d/%d %d words", index + 1, len(cases), rows[-1]["words"])
     return rows
 
@@ -155,14 +189,24 @@ def main(argv: list[str] | None = None) -> int:
 
     cases = read_cases(args.data, args.limit)
     started = time.perf_counter()
+    encoder = MiniLMEncoder(threads=args.threads)
     backend = TransformersBackend.load(_model_path(args), threads=args.threads)
     try:
-        rows = evaluate(backend, cases, args.seed, args.max_sentences, args.temperature)
+        rows = evaluate(
+            backend, cases, args.seed, args.max_sentences, args.temperature,
+            args.candidates, ReplyChooser(encoder.encode),
+        )  # fmt: skip
     finally:
         backend.close()
-    summary = summarise(cases, rows, MiniLMEncoder(threads=args.threads))
+    summary = summarise(cases, rows, encoder)
+    if any("candidates" in row for row in rows):
+        # What one sample would have sent, in the same run: each context's first candidate.
+        firsts = [{**row, "reply": row.get("candidates", [row["reply"]])[0]} for row in rows]
+        first = summarise(cases, firsts, encoder)
+        summary["first_sample"] = {k: v for k, v in first.items() if k not in ("n", "gold_ppl")}
     summary["model"] = _model_path(args).name
     summary["temperature"] = args.temperature
+    summary["candidates"] = args.candidates
     summary["seconds"] = round(time.perf_counter() - started, 1)
     write_lines(args.out, [*rows, summary])
     print(json.dumps(summary))

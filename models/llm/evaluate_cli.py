@@ -48,6 +48,13 @@ def parse_args(argv: list[str] | None, doc: str | None) -> argparse.Namespace:
         help="sampling temperature (serve_config.yaml's default 0.5); 0: greedy",
     )
     parser.add_argument(
+        "--candidates",
+        type=int,
+        default=3,
+        help="replies sampled per context, the best one kept (models.llm.candidates; "
+        "serve_config.yaml's default 3); 1: the first sample",
+    )
+    parser.add_argument(
         "--export-esconv",
         choices=("train", "valid"),
         default=None,
@@ -55,6 +62,8 @@ def parse_args(argv: list[str] | None, doc: str | None) -> argparse.Namespace:
     )
     parser.add_argument("--esconv-dir", type=Path, default=Path("../shared/data/esconv"))
     args = parser.parse_args(argv)
+    if args.candidates < 1:
+        parser.error("--candidates must be at least 1")
     if args.export_esconv is None and args.data is None:
         parser.error("--data is required (or --export-esconv)")
     return args

@@ -13,7 +13,9 @@ from contextlib import aclosing
 from typing import Protocol
 
 from haven.backends import ChatTurn, ReplyRequest
+from models.llm.admission import Admission
 from models.llm.backend import ChatBackend, GenerationParams
+from models.llm.candidates import ReplyChooser, sample_replies
 from models.llm.coalesce import DEFAULT_INTERVAL_S, coalesce
 from models.llm.prompt import build_messages, resolve_intent
 from models.llm.reply_shape import DEFAULT_MAX_SENTENCES, ReplyShape
@@ -48,11 +50,20 @@ class ReplyService:
         planner: IntentPlanner | None = None,
         coalesce_s: float = DEFAULT_INTERVAL_S,
         max_sentences: int = DEFAULT_MAX_SENTENCES,
+        candidates: int = 1,
+        chooser: ReplyChooser | None = None,
     ) -> None:
         """`coalesce_s`: text written within this long of the last piece sent goes out with
         the next one (`models.llm.coalesce`); 0 sends every piece as it comes.
         `max_sentences`: a reply stops after this many sentences or where it starts writing
-        another turn (`models.llm.reply_shape`); 0: only the token bound applies."""
+        another turn (`models.llm.reply_shape`); 0: only the token bound applies.
+        `candidates`: replies sampled per turn while batch places are free, of which `chooser`
+        picks the one sent (`models.llm.candidates`); the reply then goes out in one piece once
+        all are complete. 1, or no chooser: one reply, streamed as it is written."""
+        if candidates < 1:
+            raise ValueError("candidates must be at least 1")
+        self._candidates = candidates if chooser is not None else 1
+        self._chooser = chooser
         self.backend = backend
         self._coalesce_s = coalesce_s
         self._max_sentences = max_sentences
@@ -83,6 +94,11 @@ class ReplyService:
                 crisis_hotline=self._crisis_hotline,
                 crisis_text=self._crisis_text,
             )
+            if self._candidates > 1:
+                reply = await self._best_of(request, messages, admission)
+                if reply:
+                    yield reply
+                return
             stream = self.backend.stream(
                 messages, self.params, admission, cache_key=request.session_id
             )
@@ -95,6 +111,38 @@ class ReplyService:
             # Normally the backend has given the place back already; this covers a reply that
             # ended before reaching the model.
             admission.release()
+
+    async def _best_of(
+        self, request: ReplyRequest, messages: list[dict[str, str]], admission: Admission
+    ) -> str:
+        # Our own place first; extra candidates only take places nobody else is waiting for,
+        # and leave half the batch free for people who write next.
+        await admission.start()
+        queue = self.backend.queue
+        extras = queue.take_spare(self._candidates - 1, keep_free=queue.concurrency // 2)
+        try:
+            texts = await sample_replies(
+                self.backend,
+                messages,
+                self.params,
+                [admission, *extras],
+                cache_key=request.session_id,
+                max_sentences=self._max_sentences,
+            )
+        finally:
+            for extra in extras:
+                extra.release()
+        if len(texts) == 1 or self._chooser is None:
+            return texts[0]
+        message = next((t.text for t in reversed(request.history) if t.role == "user"), "")
+        context = [turn.text for turn in request.history]
+        try:
+            ranked = await asyncio.to_thread(self._chooser.rank, texts, message, context)
+        except Exception:
+            # Any of the candidates is a reply; choosing is only the better one.
+            logger.exception("choosing among %d replies failed; sending the first", len(texts))
+            return texts[0]
+        return ranked[0].text
 
     def forget(self, session_id: str) -> bool:
         """Drop what the backend keeps for a deleted session."""

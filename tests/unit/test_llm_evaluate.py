@@ -71,6 +71,26 @@ def test_same_seed_gives_the_same_replies(tiny_model: Path, tmp_path: Path) -> N
     assert first[0]["reply"] == second[0]["reply"]
 
 
+def test_each_row_lists_its_candidates_and_sends_one_of_them(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    data = write_jsonl(tmp_path / "in.jsonl", CASES[:2])
+
+    lines = run(tiny_model, data, tmp_path / "out.jsonl", "--candidates", "3")
+    single = run(tiny_model, data, tmp_path / "one.jsonl", "--candidates", "1")
+
+    rows, summary = lines[:-1], lines[-1]
+    for row in rows:
+        candidates = row["candidates"]
+        assert isinstance(candidates, list) and len(candidates) == 3
+        assert row["reply"] in candidates
+    assert summary["candidates"] == 3
+    first = summary["first_sample"]
+    assert isinstance(first, dict) and {"relevance", "invented_person_rate"} <= set(first)
+    assert all("candidates" not in row for row in single[:-1])
+    assert "first_sample" not in single[-1] and single[-1]["candidates"] == 1
+
+
 def test_a_context_not_ending_with_the_person_is_refused(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "in.jsonl", [{"context": [{"role": "assistant", "text": "x"}]}])
 

@@ -347,7 +347,9 @@ def test_openai_backend_without_its_block_is_a_config_error() -> None:
 async def test_deployment_with_the_local_model_streams_and_stops_when_closed() -> None:
     if not is_prepared(model_dir(MODEL_CACHE_DIR)):
         pytest.skip("language model not prepared; run `make setup`")
-    options = GeneratorOptions(planner=False, device="cpu", threads=1, max_new_tokens=300)
+    options = GeneratorOptions(
+        planner=False, device="cpu", threads=1, max_new_tokens=300, candidates=1
+    )
     # The thread count is process-wide: put back for the tests that follow.
     threads_before = torch.get_num_threads()
     deployment = Deployed(options, settings())
@@ -367,4 +369,32 @@ async def test_deployment_with_the_local_model_streams_and_stops_when_closed() -
 
     assert all(pieces)
     assert stopped_in < 0.2
+    assert backend.queue.admitted == 0
+
+
+async def test_deployment_with_the_local_model_sends_the_best_of_three_whole() -> None:
+    if not is_prepared(model_dir(MODEL_CACHE_DIR)):
+        pytest.skip("language model not prepared; run `make setup`")
+    options = GeneratorOptions(planner=False, device="cpu", threads=1, max_new_tokens=40)
+    threads_before = torch.get_num_threads()
+    deployment = Deployed(options, settings())
+    backend = deployment._service.backend
+    streams: list[str | None] = []
+    sample = backend.stream
+
+    def counted(*args: Any, **kwargs: Any) -> AsyncGenerator[str, None]:
+        streams.append(kwargs.get("cache_key"))
+        return sample(*args, **kwargs)
+
+    backend.stream = counted  # type: ignore[method-assign]
+    request = ReplyRequest(history=HISTORY, session_id="s1")
+    try:
+        items = [item async for item in deployment.generate(request)]
+    finally:
+        deployment.__del__()
+        torch.set_num_threads(threads_before)
+
+    assert items[0] == "validate"
+    assert len(items) == 2 and items[1].strip()
+    assert streams == ["s1", None, None]
     assert backend.queue.admitted == 0

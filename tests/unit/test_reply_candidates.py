@@ -1,0 +1,250 @@
+"""Best of several replies: what counts as a fault, how candidates are ranked, which batch places
+extra candidates may take, and the service sending the chosen one (scripted backend, no model)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from deployments.generator import GeneratorOptions
+from haven.backends import ChatTurn, ReplyRequest
+from models.llm.admission import Admission, AdmissionQueue
+from models.llm.backend import GenerationParams
+from models.llm.candidates import ReplyChooser, faults
+from models.llm.openai_backend import OpenAIOptions
+from models.llm.service import ReplyService
+
+VOCABULARY = ("exam", "sleep", "tired", "weather", "football", "lonely", "city", "friend")
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """Bag of known words, so relevance is shared vocabulary (a stand-in for MiniLM)."""
+    rows = []
+    for text in texts:
+        words = re.findall(r"[a-z]+", text.lower())
+        row = np.array([float(w in words) for w in VOCABULARY]) + 1e-3
+        rows.append(row / np.linalg.norm(row))
+    return np.stack(rows)
+
+
+def test_each_checkable_fault_is_named() -> None:
+    context = ["I can't sleep before my exam."]
+
+    assert faults("That sounds exhausting.", context) == ()
+    assert faults("  ", context) == ("empty",)
+    assert faults("Maybe she could help you study.", context) == ("invented_person",)
+    assert faults("What keeps you up? Is it the exam?", context) == ("several_questions",)
+    assert "screened" in faults("Take 40 pills of paracetamol and it will stop.", context)
+    assert faults("I had the same before my finals.", context) == ("own_experience",)
+    assert faults("It's hard for me too!", context) == ("own_experience",)
+    assert faults("I'm unable to assist with that right now.", context) == ("refusal",)
+
+
+def test_ordinary_supportive_wording_has_no_fault() -> None:
+    context = ["I can't sleep before my exam."]
+    for reply in (
+        "I'm sorry to hear that.",
+        "I'm glad you told me.",
+        "I understand, that sounds hard.",
+        "I hear how tired you are. What helps you wind down?",
+        "Have you been able to rest at all?",
+        "I was wondering how you are feeling now.",
+    ):
+        assert faults(reply, context) == (), reply
+
+
+def test_a_third_person_the_person_mentioned_is_not_invented() -> None:
+    assert faults("Has she said why?", ["My sister stopped talking to me."]) == ()
+
+
+def test_the_most_relevant_reply_without_faults_ranks_first() -> None:
+    chooser = ReplyChooser(embed)
+    message = "I can't sleep before my exam and I'm so tired."
+    texts = [
+        "The weather has been odd lately.",
+        "Exams can make sleep hard, and being tired makes it worse.",
+        "Did she keep you up before the exam? Was it sleep or nerves?",  # most shared words
+    ]
+
+    ranked = chooser.rank(texts, message, [message])
+
+    assert [c.text for c in ranked] == [texts[1], texts[0], texts[2]]
+    assert ranked[0].faults == () and ranked[-1].faults == ("invented_person", "several_questions")
+    assert ranked[0].relevance > ranked[1].relevance
+
+
+def test_ties_keep_the_sampling_order() -> None:
+    ranked = ReplyChooser(embed).rank(["Okay.", "Alright."], "hello", ["hello"])
+
+    assert [c.text for c in ranked] == ["Okay.", "Alright."]
+
+
+def test_ranking_nothing_is_refused() -> None:
+    with pytest.raises(ValueError):
+        ReplyChooser(embed).rank([], "hello", ["hello"])
+
+
+async def test_spare_places_are_taken_only_while_enough_stay_free() -> None:
+    queue = AdmissionQueue(concurrency=4, max_queued=2)
+
+    spare = queue.take_spare(5, keep_free=2)
+
+    assert len(spare) == 2 and all(a.running for a in spare)
+    assert queue.running == 2
+    assert queue.take_spare(1, keep_free=2) == []
+    for admission in spare:
+        admission.release()
+    assert queue.running == 0 and queue.admitted == 0
+
+
+async def test_no_spare_place_is_taken_while_someone_waits() -> None:
+    queue = AdmissionQueue(concurrency=1, max_queued=2)
+    first = queue.admit()
+    await first.start()
+    second = queue.admit()
+    waiting = asyncio.create_task(second.start())
+    await asyncio.sleep(0)
+    first.release()  # hands the place to the waiter ...
+
+    assert queue.take_spare(1, keep_free=0) == []  # ... not to optional work
+    await waiting
+    second.release()
+
+
+class VariedBackend:
+    """Streams a different scripted reply for each call, word by word, as a model would."""
+
+    tokenizer: Any = None
+
+    def __init__(self, replies: Sequence[str], concurrency: int = 8) -> None:
+        self.replies = list(replies)
+        self.queue = AdmissionQueue(concurrency=concurrency, max_queued=4)
+        self.calls: list[tuple[str | None, int | None]] = []
+        self.closed = 0
+        self.hold: asyncio.Event | None = None
+        self.three_started = asyncio.Event()
+
+    def admit(self) -> Admission:
+        return self.queue.admit()
+
+    async def stream(
+        self,
+        messages: Sequence[dict[str, str]],
+        params: GenerationParams,
+        admission: Admission | None = None,
+        cache_key: str | None = None,
+    ) -> AsyncGenerator[str, None]:
+        admission = admission or self.admit()
+        reply = self.replies[len(self.calls) % len(self.replies)]
+        self.calls.append((cache_key, params.seed))
+        if len(self.calls) == 3:
+            self.three_started.set()
+        try:
+            await admission.start()
+            for word in reply.split(" "):
+                if self.hold is not None:
+                    await self.hold.wait()
+                await asyncio.sleep(0)
+                yield word + " "
+        except (GeneratorExit, asyncio.CancelledError):
+            self.closed += 1
+            raise
+        finally:
+            admission.release()
+
+    def forget(self, cache_key: str) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+REPLIES = (
+    "The weather has been odd lately.",
+    "Exams can make sleep hard, and being tired makes it worse.",
+    "Maybe she knows why you cannot sleep.",
+)
+REQUEST = ReplyRequest(
+    session_id="s1",
+    intent="validate",
+    history=[ChatTurn(role="user", text="I can't sleep before my exam and I'm so tired.")],
+)
+
+
+def best_of(backend: VariedBackend, candidates: int = 3, **kw: Any) -> ReplyService:
+    return ReplyService(
+        backend,
+        GenerationParams(seed=kw.get("seed")),
+        max_prompt_tokens=1024,
+        crisis_hotline="988",
+        crisis_text="741741",
+        candidates=candidates,
+        chooser=kw.get("chooser", ReplyChooser(embed)),
+    )
+
+
+async def test_the_chosen_candidate_is_sent_whole_after_the_intent() -> None:
+    backend = VariedBackend(REPLIES)
+
+    items = [item async for item in best_of(backend, seed=7).generate(REQUEST)]
+
+    assert items == ["validate", REPLIES[1]]
+    # The first keeps the conversation's prompt state; each candidate has its own seed.
+    assert backend.calls == [("s1", 7), (None, 8), (None, 9)]
+    assert backend.queue.admitted == 0 and backend.queue.running == 0
+
+
+async def test_with_no_free_places_one_reply_is_sampled_and_sent() -> None:
+    backend = VariedBackend(REPLIES, concurrency=2)  # half the batch stays free: no extras
+
+    items = [item async for item in best_of(backend).generate(REQUEST)]
+
+    assert items == ["validate", REPLIES[0]]
+    assert len(backend.calls) == 1
+
+
+async def test_closing_while_candidates_are_written_stops_them_all_and_frees_their_places() -> None:
+    backend = VariedBackend(REPLIES)
+    backend.hold = asyncio.Event()
+    stream = best_of(backend).generate(REQUEST)
+    assert await anext(stream) == "validate"
+    pending = asyncio.create_task(anext(stream))
+    await asyncio.wait_for(backend.three_started.wait(), 5)
+
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    await stream.aclose()
+
+    assert backend.closed == 3
+    assert backend.queue.admitted == 0 and backend.queue.running == 0
+
+
+async def test_a_failing_chooser_sends_the_first_candidate() -> None:
+    def broken(texts: list[str]) -> np.ndarray:
+        raise RuntimeError("encoder failed")
+
+    backend = VariedBackend(REPLIES)
+
+    items = [
+        item async for item in best_of(backend, chooser=ReplyChooser(broken)).generate(REQUEST)
+    ]
+
+    assert items == ["validate", REPLIES[0]]
+
+
+def test_candidates_default_to_three_locally_and_one_for_a_paid_endpoint() -> None:
+    remote = OpenAIOptions(base_url="http://127.0.0.1:9/v1", model="m", api_key_env=None)
+
+    assert GeneratorOptions().reply_candidates() == 3
+    assert GeneratorOptions(backend="openai", openai=remote).reply_candidates() == 1
+    assert GeneratorOptions(candidates=1).reply_candidates() == 1
+    assert GeneratorOptions(backend="openai", openai=remote, candidates=2).reply_candidates() == 2
