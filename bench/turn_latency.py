@@ -84,20 +84,10 @@ def cycle(prompts: tuple[str, ...], n: int) -> list[str]:
 def load_service(generator_args: dict[str, Any], settings_args: dict[str, Any]) -> Any:
     """A `ReplyService` built as the ResponseGenerator replica builds its own."""
     # Imported here: torch must start after apply_env() has set OMP_WAIT_POLICY.
-    from deployments.generator import GeneratorOptions, build_backend, load_planner
+    from deployments.generator import GeneratorOptions, build_service
     from haven.settings import Settings
-    from models.llm.service import ReplyService
 
-    options = GeneratorOptions.model_validate(generator_args)
-    settings = Settings(**settings_args)
-    return ReplyService(
-        build_backend(options, settings),
-        options.params(),
-        max_prompt_tokens=options.max_prompt_tokens,
-        crisis_hotline=settings.crisis_hotline,
-        crisis_text=settings.crisis_text,
-        planner=load_planner(options) if options.planner else None,
-    )
+    return build_service(GeneratorOptions.model_validate(generator_args), Settings(**settings_args))
 
 
 def report(timings: dict[str, list[Any]]) -> dict[str, Any]:

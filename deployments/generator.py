@@ -173,6 +173,30 @@ def load_chooser(options: GeneratorOptions, planner: IntentPlanner | None) -> Re
     return ReplyChooser(encoder.encode)
 
 
+def build_service(
+    options: GeneratorOptions,
+    settings: Settings,
+    planner: IntentPlanner | None = None,
+    chooser: ReplyChooser | None = None,
+) -> ReplyService:
+    """The replica's `ReplyService`: backend, planner and chooser as `options` say, unless given."""
+    backend = build_backend(options, settings)
+    if planner is None and options.planner:
+        planner = load_planner(options)
+    return ReplyService(
+        backend,
+        options.params(),
+        max_prompt_tokens=options.max_prompt_tokens,
+        crisis_hotline=settings.crisis_hotline,
+        crisis_text=settings.crisis_text,
+        planner=planner,
+        coalesce_s=options.coalesce_ms / 1000,
+        max_sentences=options.max_sentences,
+        candidates=options.reply_candidates(),
+        chooser=chooser if chooser is not None else load_chooser(options, planner),
+    )
+
+
 # max_ongoing_requests: the batch plus its queue (max_batch_size + max_queued), so that a full
 # replica answers `busy` itself rather than Serve queueing requests in front of it.
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32)
@@ -186,23 +210,9 @@ class ResponseGenerator:
     ) -> None:
         """`planner`, `chooser`: ones to use instead of loading them (tests)."""
         send_to_serve_log()
-        backend = build_backend(options, settings)
+        self._service = build_service(options, settings, planner, chooser)
         self._backend_name = options.backend
-        self._count_tokens = _token_counter(backend.tokenizer)
-        if planner is None and options.planner:
-            planner = load_planner(options)
-        self._service = ReplyService(
-            backend,
-            options.params(),
-            max_prompt_tokens=options.max_prompt_tokens,
-            crisis_hotline=settings.crisis_hotline,
-            crisis_text=settings.crisis_text,
-            planner=planner,
-            coalesce_s=options.coalesce_ms / 1000,
-            max_sentences=options.max_sentences,
-            candidates=options.reply_candidates(),
-            chooser=chooser if chooser is not None else load_chooser(options, planner),
-        )
+        self._count_tokens = _token_counter(self._service.backend.tokenizer)
 
     async def generate(
         self, request: ReplyRequest, turn_id: str | None = None
