@@ -1,4 +1,4 @@
-"""Best of several sampled replies: sample a few, send the one that keeps best to the person.
+"""Best of several sampled replies: which one keeps best to the person.
 
 A small model's single sample often answers the gist loosely, invents someone the person never
 mentioned, asks two questions at once, or speaks of a life of its own. Sampling a few replies to
@@ -6,24 +6,19 @@ the same prompt in one batch and choosing among them enforces what can be checke
 (no invented person, at most one question, no experience of its own, no "I can't help", nothing
 the output screen would stop) and then prefers the reply closest in
 meaning to what the person just wrote (cosine of MiniLM sentence embeddings). This is the
-rerank step of sample-and-rerank decoding; it costs the first word (the reply is sent once all
-candidates are complete) and batch places, so extra candidates only take places that are free.
+rerank step of sample-and-rerank decoding; `models.llm.drafts` samples the candidates and
+chooses at their first sentence, so only the first sentence waits for the choice.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import aclosing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from models.llm.admission import Admission
-from models.llm.backend import ChatBackend, GenerationParams
 from models.llm.evaluate_metrics import cosines, mentions_third_person
-from models.llm.reply_shape import ReplyShape
 from models.safety.output_screen import unsafe_reply
 
 # Sentence embeddings of texts, one unit vector per row (`MiniLMEncoder.encode`).
@@ -57,6 +52,7 @@ _REFUSAL = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
+    index: int  # position among the texts ranked
     text: str
     faults: tuple[str, ...]  # checks the text failed; the fewest faults wins
     relevance: float  # cosine to the person's last message
@@ -98,62 +94,10 @@ class ReplyChooser:
         vectors = self._embed([*texts, message])
         relevance = cosines(vectors[:-1], np.repeat(vectors[-1:], len(texts), axis=0))
         scored = [
-            Candidate(text, faults(text, context), float(score))
-            for text, score in zip(texts, relevance, strict=True)
+            Candidate(i, text, faults(text, context), float(score))
+            for i, (text, score) in enumerate(zip(texts, relevance, strict=True))
         ]
         order = sorted(
             range(len(scored)), key=lambda i: (len(scored[i].faults), -scored[i].relevance, i)
         )
         return [scored[i] for i in order]
-
-
-async def sample_replies(
-    backend: ChatBackend,
-    messages: Sequence[dict[str, str]],
-    params: GenerationParams,
-    admissions: Sequence[Admission],
-    *,
-    cache_key: str | None,
-    max_sentences: int,
-) -> list[str]:
-    """One whole reply per admission, sampled together (so they share the model's batch).
-
-    The first keeps the conversation's prompt state under `cache_key`; the others differ only
-    in their seed. Cancelling this, or a failure of one, stops every one of them; the caller
-    releases the admissions (a stream that never started has not released its own).
-    """
-
-    def seeded(index: int) -> GenerationParams:
-        if params.seed is None or index == 0:
-            return params
-        return params.model_copy(update={"seed": params.seed + index})
-
-    streams = [
-        backend.stream(messages, seeded(i), admission, cache_key=cache_key if i == 0 else None)
-        for i, admission in enumerate(admissions)
-    ]
-    tasks = [asyncio.create_task(_whole(stream, max_sentences)) for stream in streams]
-    try:
-        return list(await asyncio.gather(*tasks))
-    finally:
-        # One failed or the caller went away: stop the rest before their places are given back.
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _whole(stream: AsyncGenerator[str, None], max_sentences: int) -> str:
-    shape = ReplyShape(max_sentences) if max_sentences > 0 else None
-    text = ""
-    async with aclosing(stream) as pieces:
-        async for delta in pieces:
-            if shape is None:
-                text += delta
-                continue
-            piece = shape.add(delta)
-            text += piece.send
-            if piece.stop:
-                return text.strip()
-    if shape is not None:
-        text += shape.finish()
-    return text.strip()

@@ -36,22 +36,26 @@ MAX_NEW_TOKENS = 160
 DEFAULT_INTENT = "validate"  # what the service uses when no intent is planned
 
 
-async def candidate_replies(
+async def drafted_replies(
     backend: Any, messages: list[dict[str, str]], seed: int, shape: int, temperature: float,
-    candidates: int,
-) -> list[str]:  # fmt: skip
-    """`candidates` replies sampled together, as the service samples them (`sample_replies`)."""
-    from models.llm.candidates import sample_replies
+    candidates: int, chooser: ReplyChooser, context: list[str],
+) -> tuple[int, list[str]]:  # fmt: skip
+    """As the service drafts (`models.llm.drafts`): `candidates` drafts to their first sentence,
+    the chooser's pick among them, then every draft written to its end so that the others can be
+    scored too. Returns the chosen index and the whole drafts."""
+    from models.llm.drafts import open_drafts, read_together
     from models.llm.generation import GenerationParams
 
     params = GenerationParams(max_new_tokens=MAX_NEW_TOKENS, seed=seed, temperature=temperature)
     first = backend.admit()
     await first.start()
     admissions = [first, *backend.queue.take_spare(candidates - 1, keep_free=0)]
+    drafts = open_drafts(backend, messages, params, admissions, cache_key=None, max_sentences=shape)
     try:
-        return await sample_replies(
-            backend, messages, params, admissions, cache_key=None, max_sentences=shape
-        )
+        await read_together(drafts)
+        chosen = chooser.rank([d.text for d in drafts], context[-1], context)[0].index
+        await read_together(drafts, whole=True)
+        return chosen, [d.text.strip() for d in drafts]
     finally:
         for admission in admissions:
             admission.release()
@@ -99,7 +103,8 @@ def evaluate(
     candidates: int = 1, chooser: ReplyChooser | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """One row per case. With `candidates` > 1 and a `chooser`, the row's reply is the chosen
-    one and `candidates` lists all of them, the first being what one sample would have sent."""
+    draft and `candidates` lists every draft written whole, the first being what one sample
+    would have sent."""
     rows: list[dict[str, Any]] = []
     for index, case in enumerate(cases):
         intent = resolve_intent(case.intent or DEFAULT_INTENT)
@@ -111,11 +116,14 @@ def evaluate(
         context_seed = seed * 100_003 + index
         sampled: list[str] | None = None
         if candidates > 1 and chooser is not None:
-            sampled = asyncio.run(
-                candidate_replies(backend, messages, context_seed, shape, temperature, candidates)
-            )
             context = [turn.text for turn in case.context]
-            reply = chooser.rank(sampled, context[-1], context)[0].text
+            chosen, sampled = asyncio.run(
+                drafted_replies(
+                    backend, messages, context_seed, shape, temperature, candidates, chooser,
+                    context,
+                )
+            )  # fmt: skip
+            reply = sampled[chosen]
         else:
             reply = asyncio.run(reply_for(backend, messages, context_seed, shape, temperature))
         gold = gold_perplexity(backend, messages, case.reply) if case.reply else None

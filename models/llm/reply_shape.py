@@ -23,6 +23,11 @@ _TURN_BREAK = re.compile(rf"\n[ \t]*(?:(?:{_ROLES})[ \t]*:|\n)", re.IGNORECASE)
 _MAYBE_BREAK = re.compile(r"\n[ \t]*[A-Za-z]{0,10}[ \t]*$")
 
 
+def count_sentences(text: str) -> int:
+    """Sentence ends in `text`, as the bound counts them."""
+    return len(_END.findall(text))
+
+
 @dataclass(frozen=True, slots=True)
 class Piece:
     send: str  # the part of the delta to send now
@@ -47,7 +52,7 @@ class ReplyShape:
 
     @property
     def sentences(self) -> int:
-        return len(_END.findall(self._sent))
+        return count_sentences(self._sent)
 
     def add(self, delta: str) -> Piece:
         if self._done:

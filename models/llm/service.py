@@ -15,8 +15,9 @@ from typing import Protocol
 from haven.backends import ChatTurn, ReplyRequest
 from models.llm.admission import Admission
 from models.llm.backend import ChatBackend, GenerationParams
-from models.llm.candidates import ReplyChooser, sample_replies
+from models.llm.candidates import ReplyChooser
 from models.llm.coalesce import DEFAULT_INTERVAL_S, coalesce
+from models.llm.drafts import drop_all, open_drafts, read_together
 from models.llm.prompt import build_messages, resolve_intent
 from models.llm.reply_shape import DEFAULT_MAX_SENTENCES, ReplyShape
 
@@ -57,9 +58,9 @@ class ReplyService:
         the next one (`models.llm.coalesce`); 0 sends every piece as it comes.
         `max_sentences`: a reply stops after this many sentences or where it starts writing
         another turn (`models.llm.reply_shape`); 0: only the token bound applies.
-        `candidates`: replies sampled per turn while batch places are free, of which `chooser`
-        picks the one sent (`models.llm.candidates`); the reply then goes out in one piece once
-        all are complete. 1, or no chooser: one reply, streamed as it is written."""
+        `candidates`: drafts sampled per turn while batch places are free; `chooser` picks one at
+        the end of their first sentences (`models.llm.drafts`), and its first sentence goes out
+        whole, the rest as it is written. 1, or no chooser: one reply, streamed throughout."""
         if candidates < 1:
             raise ValueError("candidates must be at least 1")
         self._candidates = candidates if chooser is not None else 1
@@ -95,15 +96,13 @@ class ReplyService:
                 crisis_text=self._crisis_text,
             )
             if self._candidates > 1:
-                reply = await self._best_of(request, messages, admission)
-                if reply:
-                    yield reply
-                return
-            stream = self.backend.stream(
-                messages, self.params, admission, cache_key=request.session_id
-            )
-            if self._max_sentences > 0:
-                stream = _shaped(stream, ReplyShape(self._max_sentences))
+                stream = self._best_of(request, messages, admission)
+            else:
+                stream = self.backend.stream(
+                    messages, self.params, admission, cache_key=request.session_id
+                )
+                if self._max_sentences > 0:
+                    stream = _shaped(stream, ReplyShape(self._max_sentences))
             async with aclosing(coalesce(stream, self._coalesce_s)) as pieces:
                 async for piece in pieces:
                     yield piece
@@ -114,35 +113,49 @@ class ReplyService:
 
     async def _best_of(
         self, request: ReplyRequest, messages: list[dict[str, str]], admission: Admission
-    ) -> str:
-        # Our own place first; extra candidates only take places nobody else is waiting for,
-        # and leave half the batch free for people who write next.
+    ) -> AsyncGenerator[str, None]:
+        """The chosen draft's first sentence, then the rest of it as it is written."""
+        assert self._chooser is not None
+        # Our own place first; extra drafts only take places nobody else is waiting for, and
+        # leave half the batch free for people who write next.
         await admission.start()
         queue = self.backend.queue
         extras = queue.take_spare(self._candidates - 1, keep_free=queue.concurrency // 2)
+        drafts = open_drafts(
+            self.backend,
+            messages,
+            self.params,
+            [admission, *extras],
+            cache_key=request.session_id,
+            max_sentences=self._max_sentences,
+        )
         try:
-            texts = await sample_replies(
-                self.backend,
-                messages,
-                self.params,
-                [admission, *extras],
-                cache_key=request.session_id,
-                max_sentences=self._max_sentences,
-            )
+            await read_together(drafts)
+            chosen = drafts[0]
+            if len(drafts) > 1:
+                chosen = drafts[await self._choose([d.text for d in drafts], request)]
+            await drop_all(drafts, keep=chosen)
+            if chosen.text:
+                yield chosen.text
+            async with aclosing(chosen.rest()) as rest:
+                async for piece in rest:
+                    yield piece
         finally:
+            await drop_all(drafts)
             for extra in extras:
                 extra.release()
-        if len(texts) == 1 or self._chooser is None:
-            return texts[0]
+
+    async def _choose(self, texts: list[str], request: ReplyRequest) -> int:
+        assert self._chooser is not None
         message = next((t.text for t in reversed(request.history) if t.role == "user"), "")
         context = [turn.text for turn in request.history]
         try:
             ranked = await asyncio.to_thread(self._chooser.rank, texts, message, context)
         except Exception:
-            # Any of the candidates is a reply; choosing is only the better one.
-            logger.exception("choosing among %d replies failed; sending the first", len(texts))
-            return texts[0]
-        return ranked[0].text
+            # Any of the drafts is a reply; choosing only finds the better one.
+            logger.exception("choosing among %d drafts failed; sending the first", len(texts))
+            return 0
+        return ranked[0].index
 
     def forget(self, session_id: str) -> bool:
         """Drop what the backend keeps for a deleted session."""

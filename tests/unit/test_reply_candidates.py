@@ -16,6 +16,7 @@ from haven.backends import ChatTurn, ReplyRequest
 from models.llm.admission import Admission, AdmissionQueue
 from models.llm.backend import GenerationParams
 from models.llm.candidates import ReplyChooser, faults
+from models.llm.drafts import DraftState, open_drafts, read_together
 from models.llm.openai_backend import OpenAIOptions
 from models.llm.service import ReplyService
 
@@ -168,9 +169,9 @@ class VariedBackend:
 
 
 REPLIES = (
-    "The weather has been odd lately.",
-    "Exams can make sleep hard, and being tired makes it worse.",
-    "Maybe she knows why you cannot sleep.",
+    "The weather has been odd lately. Anyway, how are you?",
+    "Exams can make sleep hard, and being tired makes it worse. What helps you rest?",
+    "Maybe she knows why you cannot sleep. Ask her.",
 )
 REQUEST = ReplyRequest(
     session_id="s1",
@@ -186,19 +187,29 @@ def best_of(backend: VariedBackend, candidates: int = 3, **kw: Any) -> ReplyServ
         max_prompt_tokens=1024,
         crisis_hotline="988",
         crisis_text="741741",
+        coalesce_s=0,  # every piece as it comes, so the test sees how the reply is cut
         candidates=candidates,
         chooser=kw.get("chooser", ReplyChooser(embed)),
     )
 
 
-async def test_the_chosen_candidate_is_sent_whole_after_the_intent() -> None:
+def first_sentence(reply: str) -> str:
+    return reply.split(". ")[0] + "."
+
+
+async def test_the_chosen_drafts_first_sentence_comes_whole_then_the_rest_streams() -> None:
     backend = VariedBackend(REPLIES)
 
     items = [item async for item in best_of(backend, seed=7).generate(REQUEST)]
 
-    assert items == ["validate", REPLIES[1]]
-    # The first keeps the conversation's prompt state; each candidate has its own seed.
+    assert items[0] == "validate"
+    assert items[1].strip() == first_sentence(REPLIES[1])  # chosen on its first sentence
+    assert len(items) > 3  # the rest piece by piece
+    assert "".join(items[1:]).strip() == REPLIES[1]
+    # The first keeps the conversation's prompt state; each draft has its own seed.
     assert backend.calls == [("s1", 7), (None, 8), (None, 9)]
+    # The two not chosen were stopped mid-reply; the chosen one ran to its end.
+    assert backend.closed == 2
     assert backend.queue.admitted == 0 and backend.queue.running == 0
 
 
@@ -207,11 +218,11 @@ async def test_with_no_free_places_one_reply_is_sampled_and_sent() -> None:
 
     items = [item async for item in best_of(backend).generate(REQUEST)]
 
-    assert items == ["validate", REPLIES[0]]
-    assert len(backend.calls) == 1
+    assert "".join(items[1:]).strip() == REPLIES[0]
+    assert len(backend.calls) == 1 and backend.closed == 0
 
 
-async def test_closing_while_candidates_are_written_stops_them_all_and_frees_their_places() -> None:
+async def test_closing_while_drafts_are_written_stops_them_all_and_frees_their_places() -> None:
     backend = VariedBackend(REPLIES)
     backend.hold = asyncio.Event()
     stream = best_of(backend).generate(REQUEST)
@@ -228,7 +239,7 @@ async def test_closing_while_candidates_are_written_stops_them_all_and_frees_the
     assert backend.queue.admitted == 0 and backend.queue.running == 0
 
 
-async def test_a_failing_chooser_sends_the_first_candidate() -> None:
+async def test_a_failing_chooser_sends_the_first_draft() -> None:
     def broken(texts: list[str]) -> np.ndarray:
         raise RuntimeError("encoder failed")
 
@@ -238,7 +249,7 @@ async def test_a_failing_chooser_sends_the_first_candidate() -> None:
         item async for item in best_of(backend, chooser=ReplyChooser(broken)).generate(REQUEST)
     ]
 
-    assert items == ["validate", REPLIES[0]]
+    assert "".join(items[1:]).strip() == REPLIES[0]
 
 
 def test_candidates_default_to_three_locally_and_one_for_a_paid_endpoint() -> None:
@@ -248,3 +259,21 @@ def test_candidates_default_to_three_locally_and_one_for_a_paid_endpoint() -> No
     assert GeneratorOptions(backend="openai", openai=remote).reply_candidates() == 1
     assert GeneratorOptions(candidates=1).reply_candidates() == 1
     assert GeneratorOptions(backend="openai", openai=remote, candidates=2).reply_candidates() == 2
+
+
+async def test_a_draft_without_a_sentence_end_is_read_to_its_end_and_others_wait_for_theirs() -> (
+    None
+):
+    backend = VariedBackend(["Okay then", "Right. And more here.", "Sure! Yes."])
+    admissions = [backend.admit() for _ in range(3)]
+    drafts = open_drafts(
+        backend, [], GenerationParams(), admissions, cache_key="s1", max_sentences=4
+    )
+
+    await read_together(drafts)
+
+    assert [d.text.strip() for d in drafts] == ["Okay then", "Right.", "Sure!"]
+    assert [d.state for d in drafts] == [DraftState.ENDED, DraftState.WRITING, DraftState.WRITING]
+    await read_together(drafts, whole=True)
+    assert [d.text.strip() for d in drafts] == ["Okay then", "Right. And more here.", "Sure! Yes."]
+    assert backend.queue.admitted == 0
