@@ -466,6 +466,38 @@ def measure(spec: Spec, packages: pathlib.Path, texts: Sequence[str]) -> dict[st
     }
 
 
+def speed_rounds(
+    names: Sequence[str], packages: pathlib.Path, texts: Sequence[str], rounds: int
+) -> dict[str, list[dict[str, float]]]:
+    """`measure` for each encoder in turn, `rounds` times, so a change in the machine's load
+    falls on every encoder alike."""
+    out: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names:
+            out[name].append(measure(SPECS[name], packages, texts))
+            print(f"{name}: {out[name][-1]}", file=sys.stderr, flush=True)
+    return out
+
+
+def speed_table(speeds: Mapping[str, Sequence[Mapping[str, float]]]) -> str:
+    """Messages/s of every round, their median and the ratio to the first encoder's median."""
+    medians = {
+        n: statistics.median(r["messages_per_s"] for r in runs) for n, runs in speeds.items()
+    }
+    first = next(iter(medians.values()), 0.0)
+    lines = ["| encoder | messages/s per round | median | vs first | load s | weights MB |"]
+    lines.append("|---|---|---|---|---|---|")
+    for name, runs in speeds.items():
+        rounds = ", ".join(f"{r['messages_per_s']:.1f}" for r in runs)
+        ratio = f"{medians[name] / first:.2f}" if first else "—"
+        load = statistics.median(r["load_s"] for r in runs)
+        lines.append(
+            f"| {name} | {rounds} | {medians[name]:.1f} | {ratio} | {load:.2f} | "
+            f"{runs[0]['weights_mb']} |"
+        )
+    return "\n".join(lines)
+
+
 # --- the table ------------------------------------------------------------------------------------
 
 
@@ -527,6 +559,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--public-fraction", type=float, default=1.0)
     parser.add_argument("--max-miss", type=float, default=MAX_MISS)
     parser.add_argument("--json", type=pathlib.Path, default=None, help="write the report here")
+    parser.add_argument(
+        "--speed-only",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="only measure speed, the encoders taking turns for ROUNDS rounds",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -555,10 +594,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         counts[e.source] = counts.get(e.source, 0) + 1
     print(f"{len(examples)} training texts: {counts}", file=sys.stderr, flush=True)
 
+    bench = bench_texts(items)
+    if args.speed_only:
+        speeds = speed_rounds(names, args.packages, bench, args.speed_only)
+        print(speed_table(speeds))
+        print(json.dumps({"speed": speeds, "bench_messages": len(bench)}))
+        return 0
     config = FitConfig()
     feats = [ngrams.featurise(e.text, config.buckets) for e in examples]
     item_slices = [slice_names(i) for i in items]
-    bench = bench_texts(items)
     rows: list[Row] = []
     timings: dict[str, float] = {}
     for name in names:

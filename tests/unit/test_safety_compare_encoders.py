@@ -133,3 +133,13 @@ def test_table_has_one_line_per_head_with_the_slices() -> None:
     assert "| enc mean | 384 | 0.200 | 0.039 | 0.250 | 0.650 | 0.125 (n=10) |" in lines[2]
     assert "0.080 / 0.150 (0.35)" in lines[2] and "| 500.0 |" in lines[2]
     assert "| none reach | 384 | none | — | — | — |" in lines[3]
+
+
+def test_speed_table_gives_each_round_the_median_and_the_ratio_to_the_first() -> None:
+    def run(rate: float) -> dict[str, float]:
+        return {"messages_per_s": rate, "load_s": 0.5, "weights_mb": 90.9}
+
+    table = ce.speed_table({"a": [run(400.0), run(440.0)], "b": [run(60.0), run(70.0)]})
+    lines = table.splitlines()
+    assert lines[2] == "| a | 400.0, 440.0 | 420.0 | 1.00 | 0.50 | 90.9 |"
+    assert lines[3] == "| b | 60.0, 70.0 | 65.0 | 0.15 | 0.50 | 90.9 |"
