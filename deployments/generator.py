@@ -71,6 +71,9 @@ class GeneratorOptions(BaseModel):
     # are free; >1 sends the reply whole once all are written. None: 3 with transformers, 1 with
     # openai (each candidate would be a paid request).
     candidates: int | None = Field(default=None, ge=1, le=8)
+    # Extra drafts only while the batch then holds at most this many replies (on a CPU each
+    # reply in the batch slows the others; on a GPU raise it towards max_batch_size).
+    drafts_max_batch: int = Field(default=4, ge=1, le=1024)
     # Let the model write the reply at high risk (strict output screen, the line and a safety
     # question added when missing) instead of a reviewed reply. Only for a large model behind
     # the `openai` backend; refused with `transformers` (haven.safety_policy).
@@ -193,6 +196,7 @@ def build_service(
         coalesce_s=options.coalesce_ms / 1000,
         max_sentences=options.max_sentences,
         candidates=options.reply_candidates(),
+        drafts_max_batch=options.drafts_max_batch,
         chooser=chooser if chooser is not None else load_chooser(options, planner),
     )
 

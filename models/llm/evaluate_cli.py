@@ -51,8 +51,8 @@ def parse_args(argv: list[str] | None, doc: str | None) -> argparse.Namespace:
         "--candidates",
         type=int,
         default=3,
-        help="replies sampled per context, the best one kept (models.llm.candidates; "
-        "serve_config.yaml's default 3); 1: the first sample",
+        help="drafts per context, one kept at their first sentences as served "
+        "(models.llm.drafts; serve_config.yaml's default 3); 1: one sample",
     )
     parser.add_argument(
         "--export-esconv",

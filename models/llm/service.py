@@ -53,6 +53,7 @@ class ReplyService:
         max_sentences: int = DEFAULT_MAX_SENTENCES,
         candidates: int = 1,
         chooser: ReplyChooser | None = None,
+        drafts_max_batch: int = 4,
     ) -> None:
         """`coalesce_s`: text written within this long of the last piece sent goes out with
         the next one (`models.llm.coalesce`); 0 sends every piece as it comes.
@@ -60,11 +61,14 @@ class ReplyService:
         another turn (`models.llm.reply_shape`); 0: only the token bound applies.
         `candidates`: drafts sampled per turn while batch places are free; `chooser` picks one at
         the end of their first sentences (`models.llm.drafts`), and its first sentence goes out
-        whole, the rest as it is written. 1, or no chooser: one reply, streamed throughout."""
+        whole, the rest as it is written. 1, or no chooser: one reply, streamed throughout.
+        `drafts_max_batch`: extra drafts are taken only while the model then holds at most this
+        many replies, so that drafts never slow a busy batch."""
         if candidates < 1:
             raise ValueError("candidates must be at least 1")
         self._candidates = candidates if chooser is not None else 1
         self._chooser = chooser
+        self._drafts_max_batch = drafts_max_batch
         self.backend = backend
         self._coalesce_s = coalesce_s
         self._max_sentences = max_sentences
@@ -116,11 +120,12 @@ class ReplyService:
     ) -> AsyncGenerator[str, None]:
         """The chosen draft's first sentence, then the rest of it as it is written."""
         assert self._chooser is not None
-        # Our own place first; extra drafts only take places nobody else is waiting for, and
-        # leave half the batch free for people who write next.
+        # Our own place first; extra drafts only take places nobody else is waiting for, and only
+        # while the batch stays small: on a CPU every reply in the batch slows every other.
         await admission.start()
         queue = self.backend.queue
-        extras = queue.take_spare(self._candidates - 1, keep_free=queue.concurrency // 2)
+        keep_free = max(queue.concurrency - self._drafts_max_batch, 0)
+        extras = queue.take_spare(self._candidates - 1, keep_free=keep_free)
         drafts = open_drafts(
             self.backend,
             messages,

@@ -213,12 +213,19 @@ async def test_the_chosen_drafts_first_sentence_comes_whole_then_the_rest_stream
     assert backend.queue.admitted == 0 and backend.queue.running == 0
 
 
-async def test_with_no_free_places_one_reply_is_sampled_and_sent() -> None:
-    backend = VariedBackend(REPLIES, concurrency=2)  # half the batch stays free: no extras
+async def test_a_busy_batch_gets_one_reply_streamed_from_its_first_word() -> None:
+    backend = VariedBackend(REPLIES, concurrency=8)
+    others = [backend.admit() for _ in range(3)]  # three people's replies being written
+    for other in others:
+        await other.start()
 
-    items = [item async for item in best_of(backend).generate(REQUEST)]
+    items = [item async for item in best_of(backend).generate(REQUEST)]  # 4 at most: no drafts
+
+    for other in others:
+        other.release()
 
     assert "".join(items[1:]).strip() == REPLIES[0]
+    assert len(items) > 3  # streamed word by word, not held for a choice
     assert len(backend.calls) == 1 and backend.closed == 0
 
 
