@@ -45,7 +45,7 @@ _OWN_EXPERIENCE = re.compile(
 )
 # A listener that says it cannot help has left the person alone with it.
 _REFUSAL = re.compile(
-    r"\bi(?:'m| am)? ?(?:unable|not able|can't|cannot|can not) (?:to )?(?:assist|help)\b",
+    r"\bi(?:'m| am)? ?(?:unable|not able|can't|cannot|can not) (?:to )?(?:assist|help)\b(?! but)",
     re.IGNORECASE,
 )
 

@@ -55,6 +55,7 @@ def test_ordinary_supportive_wording_has_no_fault() -> None:
         "I hear how tired you are. What helps you wind down?",
         "Have you been able to rest at all?",
         "I was wondering how you are feeling now.",
+        "I can't help but notice how hard you are on yourself.",
     ):
         assert faults(reply, context) == (), reply
 
