@@ -233,6 +233,8 @@ class ResponseGenerator:
             async for item in items:
                 if intent_sent:
                     meter.piece(item)
+                else:
+                    meter.started()  # the intent comes first; the prompt goes to the model next
                 intent_sent = True
                 yield item
         # Reached only by a reply that ran to its end: not cancelled, no model error.

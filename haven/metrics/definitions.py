@@ -68,7 +68,8 @@ REPLY_TOKENS_PER_S = MetricSpec(
     "haven_reply_tokens_per_second",
     "histogram",
     "Decode speed of each reply the ResponseGenerator finished: tokens after the first text "
-    "piece, over the time from that piece to the last.",
+    "piece, over the time from that piece to the last (a reply in one piece: its tokens over "
+    "the time since its intent was chosen).",
     ("backend",),
     TOKENS_PER_S_BUCKETS,
 )

@@ -202,8 +202,21 @@ def test_reply_speed_without_a_tokenizer_counts_pieces() -> None:
     assert meter.tokens_per_s() == pytest.approx(10 / 1.0)
 
 
-def test_reply_speed_of_a_single_piece_is_not_measured() -> None:
+def test_reply_speed_of_a_single_piece_is_not_measured_without_a_start_or_a_tokenizer() -> None:
     meter = ReplyMeter(None, Clock())
     assert meter.tokens_per_s() is None
     meter.piece("Only this.")
     assert meter.tokens_per_s() is None
+    counted = ReplyMeter(lambda text: len(text.split()), Clock())
+    counted.piece("Only this.")
+    assert counted.tokens_per_s() is None
+
+
+def test_reply_in_one_piece_is_measured_from_when_its_intent_was_chosen() -> None:
+    clock = Clock()
+    meter = ReplyMeter(lambda text: len(text.split()), clock)
+    clock.now = 2.0
+    meter.started()
+    clock.now = 2.5
+    meter.piece("That sounds really hard.")
+    assert meter.tokens_per_s() == pytest.approx(4 / 0.5)
