@@ -16,6 +16,7 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.channel import Outbound
 from actors.connection import SocketTicket
@@ -40,13 +41,17 @@ def host_index(user_id: str, pool_size: int) -> int:
     return int.from_bytes(digest[:8], "big") % pool_size
 
 
-def host_actor_options(settings: Settings, name: str) -> dict[str, Any]:
+def host_actor_options(
+    settings: Settings, name: str, node_id: str | None = None
+) -> dict[str, Any]:
     """Ray options for the host actor `name`.
 
     A host asks for no CPU, and Ray starts an actor that asks for nothing on a random node.
     `connection_host_resources` names custom resources (`ray start --resources`) a host must
-    have: hosts then stay on the nodes that advertise them, and SPREAD puts the hosts a replica
-    creates on different ones of those nodes, so losing one node drops only its share of users.
+    have: hosts then stay on the nodes that advertise them. `node_id` (from `node_for_host`)
+    prefers one of those nodes, so that host i lands on the same node whichever Gateway replica
+    creates it and the hosts spread evenly; without it, Ray's SPREAD only spreads the hosts one
+    replica creates, and two replicas creating one host each may put both on one node.
     """
     options: dict[str, Any] = {
         "name": name,
@@ -57,8 +62,25 @@ def host_actor_options(settings: Settings, name: str) -> dict[str, Any]:
     }
     if settings.connection_host_resources:
         options["resources"] = dict(settings.connection_host_resources)
-        options["scheduling_strategy"] = "SPREAD"
+        options["scheduling_strategy"] = (
+            # Soft: if that node is gone or full, another node with the resources takes it.
+            NodeAffinitySchedulingStrategy(node_id, soft=True) if node_id else "SPREAD"
+        )
     return options
+
+
+def node_for_host(
+    nodes: list[dict[str, Any]], resources: dict[str, float], index: int
+) -> str | None:
+    """The node host `index` should run on: the live nodes advertising every one of
+    `resources`, in node-id order, taken round-robin. None when there are none."""
+    fit = sorted(
+        node["NodeID"]
+        for node in nodes
+        if node.get("Alive")
+        and all(node.get("Resources", {}).get(k, 0) >= amount for k, amount in resources.items())
+    )
+    return fit[index % len(fit)] if fit else None
 
 
 class ConnectionHost:
@@ -192,7 +214,11 @@ class HostPool:
         if handle is None:
             remote_cls: Any = ray.remote(ConnectionHost)
             name = host_name(self._name_prefix, index)
-            handle = remote_cls.options(**host_actor_options(self.settings, name)).remote(
+            node_id = None
+            if self.settings.connection_host_resources:
+                node_id = node_for_host(ray.nodes(), self.settings.connection_host_resources, index)
+            options = host_actor_options(self.settings, name, node_id)
+            handle = remote_cls.options(**options).remote(
                 self.settings, self._classifier, self._generator, self._name_prefix, self._gateway
             )
             self._hosts[index] = handle

@@ -1,12 +1,13 @@
 """Where Ray may start a ConnectionHost: anywhere by default, or spread over the nodes that
-advertise `connection_host_resources`."""
+advertise `connection_host_resources`, host i on the same node whichever replica creates it."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.pool import HOST_MAX_CONCURRENCY, host_actor_options
+from actors.pool import HOST_MAX_CONCURRENCY, host_actor_options, node_for_host
 from haven.settings import Settings
 
 
@@ -26,6 +27,35 @@ def test_host_resources_pin_hosts_to_those_nodes_and_spread_them() -> None:
     assert options["resources"] == {"frontend": 1.0, "zone_a": 0.5}
     assert options["scheduling_strategy"] == "SPREAD"
     assert options["num_cpus"] == 0
+
+
+def test_a_chosen_node_is_preferred_softly_over_spreading() -> None:
+    settings = Settings(connection_host_resources={"frontend": 1})
+    node_b = "b2" * 28  # Ray node ids are 28 bytes of hex
+    options = host_actor_options(settings, "haven-connection-host-1", node_id=node_b)
+    strategy = options["scheduling_strategy"]
+    assert isinstance(strategy, NodeAffinitySchedulingStrategy)
+    assert (strategy.node_id, strategy.soft) == (node_b, True)
+    assert options["resources"] == {"frontend": 1.0}
+
+
+def test_without_resources_a_node_id_changes_nothing() -> None:
+    assert "scheduling_strategy" not in host_actor_options(Settings(), "h", node_id="node-b")
+
+
+NODES = [
+    {"NodeID": "c", "Alive": True, "Resources": {"CPU": 2.0, "frontend": 1.0}},
+    {"NodeID": "head", "Alive": True, "Resources": {"CPU": 2.0, "models": 1.0}},
+    {"NodeID": "a", "Alive": True, "Resources": {"CPU": 2.0, "frontend": 2.0}},
+    {"NodeID": "b", "Alive": False, "Resources": {"CPU": 2.0, "frontend": 1.0}},
+]
+
+
+def test_hosts_go_round_robin_over_the_live_nodes_with_the_resources() -> None:
+    chosen = [node_for_host(NODES, {"frontend": 1.0}, index) for index in range(4)]
+    assert chosen == ["a", "c", "a", "c"]  # "b" is dead, "head" lacks the resource
+    assert node_for_host(NODES, {"frontend": 2.0}, 1) == "a"
+    assert node_for_host(NODES, {"gpu_frontend": 1.0}, 0) is None
 
 
 def test_host_options_do_not_share_the_settings_dict() -> None:
