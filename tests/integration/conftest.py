@@ -90,7 +90,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "registrations_per_address_per_hour": 10_000,
         },
         # Short replies keep the tier fast; the length bound itself is tested in the unit tier.
-        "generator": {"max_new_tokens": 24},
+        # One streamed sample: this tier checks streaming through the whole stack (the web
+        # client watches a reply grow). Drafting is tested in the unit tier with the real model
+        # (tests/unit/test_reply_service.py, test_reply_candidates.py) and measured by
+        # `models.llm.evaluate`.
+        "generator": {"max_new_tokens": 24, "candidates": 1},
     }
     # The proxy's WebSocket limits come from the environment Ray's processes inherit. Short
     # pings let the tier see a dead peer dropped; real clients answer them in the background.

@@ -41,9 +41,7 @@ def test_turn_streams_a_real_reply_and_stores_it(server: Server) -> None:
     types = [e["type"] for e in events]
     assert types[0] == "user_message" and "assistant_message_start" in types
     chunks = [e["chunk"] for e in events if e["type"] == "assistant_message_chunk"]
-    # Best of three candidates (the default) arrives whole; one candidate streams piece by piece
-    # (tests/unit/test_reply_service.py).
-    assert chunks
+    assert len(chunks) >= 2
     complete = events[-1]["message"]
     assert complete["text"] and complete["text"] == "".join(chunks).strip()
     assert complete["risk_level"] in ("none", "low", "medium")
