@@ -6,13 +6,13 @@ the feature recipe or the encoder settings makes a new entry instead of reusing 
 
 from __future__ import annotations
 
-import hashlib
 import pathlib
 import sys
 from collections.abc import Callable
 
 import numpy as np
 
+from models.safety.embedding_cache import texts_digest
 from models.safety.encoder import ENCODER_NAME, MiniLMEncoder
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -21,11 +21,7 @@ BATCH_SIZE = 32
 
 
 def cache_key(texts: list[str], max_tokens: int) -> str:
-    h = hashlib.sha256(f"{ENCODER_NAME}|{max_tokens}".encode())
-    for text in texts:
-        h.update(text.encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-    return f"turns-{len(texts)}-{h.hexdigest()[:16]}.npy"
+    return f"turns-{len(texts)}-{texts_digest(f'{ENCODER_NAME}|{max_tokens}', texts)}.npy"
 
 
 def cached_embedder(

@@ -21,7 +21,6 @@ encoder is compared at the same miss rate. The test split is never embedded or r
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -40,6 +39,7 @@ import numpy as np
 from haven.risk import RISK_LEVELS
 from models.safety import corpus, datasets, ngrams, slices
 from models.safety.calibrate import GRID, Scored, choose_thresholds, levels, rates
+from models.safety.embedding_cache import embed_by_source, texts_digest
 from models.safety.fit import FitConfig, fit_head
 from models.safety.train import ALONE, CACHE_DIR, REPO_ROOT, SOURCE_WEIGHT, _rows, _scored
 
@@ -308,11 +308,7 @@ def _minilm_path() -> pathlib.Path:
 
 
 def cache_key(encoder: str, source: str, texts: Sequence[str]) -> str:
-    h = hashlib.sha256(f"{encoder}|{MAX_LENGTH}|{source}".encode())
-    for text in texts:
-        h.update(text.encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-    return f"{encoder}-{source}-{h.hexdigest()[:16]}.npy"
+    return f"{encoder}-{source}-{texts_digest(f'{encoder}|{MAX_LENGTH}|{source}', texts)}.npy"
 
 
 def embed(
@@ -323,32 +319,19 @@ def embed(
 ) -> np.ndarray:
     """Features of `examples`, in order, one cache file per source; the encoder is only loaded
     when something is not cached."""
-    by_source: dict[str, list[int]] = {}
-    for i, example in enumerate(examples):
-        by_source.setdefault(example.source, []).append(i)
-    cache.mkdir(parents=True, exist_ok=True)
-    parts: dict[str, np.ndarray] = {}
-    loaded: Encoder | None = None
-    for source, idx in by_source.items():
-        texts = [examples[i].text for i in idx]
-        path = cache / cache_key(name, source, texts)
-        if path.exists():
-            parts[source] = np.load(path)
-            continue
-        loaded = loaded or encoder()
+    loaded: list[Encoder] = []
+
+    def compute(texts: list[str]) -> np.ndarray:
+        if not loaded:
+            loaded.append(encoder())
         started = time.perf_counter()
-        print(f"{name}: embedding {len(texts)} texts from {source}", file=sys.stderr, flush=True)
-        vectors = loaded.features(texts)
-        print(f"{name}: {source} took {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, vectors)
-        tmp.replace(path)
-        parts[source] = vectors
-    dim = next(iter(parts.values())).shape[1]
-    out = np.zeros((len(examples), dim), dtype=np.float32)
-    for source, idx in by_source.items():
-        out[idx] = parts[source]
-    return out
+        vectors = loaded[0].features(texts)
+        print(f"{name}: took {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        return vectors
+
+    return embed_by_source(
+        examples, cache, lambda source, texts: cache_key(name, source, texts), compute, f"{name}: "
+    )
 
 
 def subsample(
