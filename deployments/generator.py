@@ -72,7 +72,7 @@ class GeneratorOptions(BaseModel):
     # openai (each candidate would be a paid request).
     candidates: int | None = Field(default=None, ge=1, le=8)
     # Extra drafts only while the batch then holds at most this many replies (on a CPU each
-    # reply in the batch slows the others; on a GPU raise it towards max_batch_size).
+    # reply in the batch slows the others: docs/benchmarks.md, "Best of three drafts").
     drafts_max_batch: int = Field(default=4, ge=1, le=1024)
     # Let the model write the reply at high risk (strict output screen, the line and a safety
     # question added when missing) instead of a reviewed reply. Only for a large model behind

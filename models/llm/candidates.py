@@ -67,9 +67,10 @@ def faults(text: str, context: Sequence[str]) -> tuple[str, ...]:
         found.append("invented_person")
     if text.count("?") > 1:
         found.append("several_questions")
-    if _OWN_EXPERIENCE.search(text.replace("\u2019", "'")):
+    plain = text.replace("\u2019", "'")
+    if _OWN_EXPERIENCE.search(plain):
         found.append("own_experience")
-    if _REFUSAL.search(text.replace("\u2019", "'")):
+    if _REFUSAL.search(plain):
         found.append("refusal")
     if unsafe_reply(text) is not None:
         found.append("screened")
