@@ -41,9 +41,7 @@ def host_index(user_id: str, pool_size: int) -> int:
     return int.from_bytes(digest[:8], "big") % pool_size
 
 
-def host_actor_options(
-    settings: Settings, name: str, node_id: str | None = None
-) -> dict[str, Any]:
+def host_actor_options(settings: Settings, name: str, node_id: str | None = None) -> dict[str, Any]:
     """Ray options for the host actor `name`.
 
     A host asks for no CPU, and Ray starts an actor that asks for nothing on a random node.
@@ -109,7 +107,11 @@ class ConnectionHost:
         self._core = ConnectionHostCore(
             settings,
             self._store,
-            ServeRiskAssessor(classifier),
+            ServeRiskAssessor(
+                classifier,
+                max_in_flight=settings.safety_calls_in_flight,
+                max_items=settings.safety_turns_per_call,
+            ),
             ServeReplyGenerator(generator),
             unsafe_reply,
             peers=peers,

@@ -95,6 +95,19 @@ class SafetyClassifier:
         )
         return assessment
 
+    async def assess_many(self, items: list[tuple[str, list[str], str | None]]) -> list[Assessment]:
+        """`assess(text, context, turn_id)` for each item, in order, in one handle call.
+
+        Serve's request path costs the replica more CPU per call than the model costs per message
+        (docs/benchmarks.md), so the hosts send concurrent turns together
+        (`deployments.clients.ServeRiskAssessor`). Each item still takes the per-turn path, timed
+        and logged on its own; their texts meet in the same `@serve.batch` model calls."""
+        return list(
+            await asyncio.gather(
+                *(self.assess(text, context, turn_id) for text, context, turn_id in items)
+            )
+        )
+
     async def _assess(self, text: str, context: list[str]) -> Assessment:
         """Every text the turn needs (the message, the joined text, earlier messages not in the
         readings cache) goes to the model in one batched call."""
