@@ -1,13 +1,14 @@
 """Best of several sampled replies: which one keeps best to the person.
 
 A small model's single sample often answers the gist loosely, invents someone the person never
-mentioned, asks two questions at once, or speaks of a life of its own. Sampling a few replies to
-the same prompt in one batch and choosing among them enforces what can be checked on the text
-(no invented person, at most one question, no experience of its own, no "I can't help", nothing
-the output screen would stop) and then prefers the reply closest in
-meaning to what the person just wrote (cosine of MiniLM sentence embeddings). This is the
-rerank step of sample-and-rerank decoding; `models.llm.drafts` samples the candidates and
-chooses at their first sentence, so only the first sentence waits for the choice.
+mentioned ("she", "your boss"), asks two questions at once, or speaks of a life of its own ("I've
+felt that way too"). Sampling a few replies to the same prompt in one batch and choosing among
+them enforces what can be checked on the text (no invented person, at most one question, no
+experience of its own, no "I can't help", nothing the output screen would stop) and then prefers
+the reply closest in meaning to what the person just wrote (cosine of MiniLM sentence
+embeddings). This is the rerank step of sample-and-rerank decoding; `models.llm.drafts` samples
+the candidates and chooses at their first sentence, so only the first sentence waits for the
+choice.
 """
 
 from __future__ import annotations
@@ -23,24 +24,96 @@ from models.safety.output_screen import unsafe_reply
 
 # Sentence embeddings of texts, one unit vector per row (`MiniLMEncoder.encode`).
 Embed = Callable[[list[str]], np.ndarray]
-# A context that names one of these has a third person a reply may speak of ("my sister" makes
-# "she" fine), which the evaluation's pronoun-only count does not credit.
-PERSON_WORDS = frozenset(
-    """mother mom mum dad father parent parents sister sisters brother brothers sibling siblings
-    friend friends boyfriend girlfriend partner husband wife spouse fiance fiancee ex boss
-    manager coworker coworkers colleague colleagues teacher teachers son daughter kid kids child
-    children baby family grandma grandmother grandpa grandfather aunt uncle cousin roommate
-    neighbour neighbor neighbours neighbors people someone somebody everyone doctor therapist
-    classmate classmates team student students customer customers client clients""".split()
+# People a reply may speak of as "your friend", "her boss": each group is one person as the
+# person may name them (mom/mother/mum; partner/boyfriend/husband...). Words for parents also
+# sit in each parent's group, so "my parents" makes "your mom" known and "my dad" makes "your
+# parents" known. Synonyms are generous on purpose: wrongly calling a reply's person invented
+# ranks a fitting draft down, which costs more than letting a near miss through.
+_KIN: tuple[frozenset[str], ...] = tuple(
+    frozenset(group.split())
+    for group in (
+        "mother mom mum mommy mummy mama stepmother stepmom stepmum parent parents",
+        "father dad daddy papa stepfather stepdad parent parents",
+        "sister sisters brother brothers sibling siblings stepsister stepbrother",
+        "son sons daughter daughters kid kids child children baby babies toddler teen teenager",
+        "grandma grandmother grandpa grandfather granny grandparent grandparents nan nana",
+        "aunt aunts auntie uncle uncles cousin cousins niece nephew relative relatives",
+        "partner boyfriend girlfriend husband wife spouse fiance fiancee ex",
+    )
 )
-_WORD = re.compile(r"[a-z']+")
-# Haven has no life of its own to tell: "I had the same", "my wife", "it's hard for me too".
+PERSON_GROUPS: tuple[frozenset[str], ...] = _KIN + tuple(
+    frozenset(group.split())
+    for group in (
+        "friend friends bestie buddy",
+        "boss manager supervisor employer",
+        "coworker coworkers colleague colleagues workmate workmates teammate teammates",
+        "roommate roommates flatmate flatmates housemate housemates",
+        "teacher teachers professor tutor lecturer",
+        "classmate classmates",
+        "neighbour neighbor neighbours neighbors",
+        "therapist therapists counsellor counselor psychologist psychiatrist therapy counselling"
+        " counseling",
+    )
+)
+# "Your family" is known once any relative is: the family is the group they belong to.
+_RELATIVES = frozenset().union(*_KIN) | {"family", "families"}
+# The words that make each person noun known: the groups it belongs to.
+_KNOWN_BY: dict[str, frozenset[str]] = {"family": _RELATIVES, "families": _RELATIVES}
+for _group in PERSON_GROUPS:
+    for _noun in _group:
+        _KNOWN_BY[_noun] = _KNOWN_BY.get(_noun, frozenset()) | _group
+# A context that names one of these has a third person a reply may speak of ("my sister" makes
+# "she" fine), which the evaluation's pronoun-only count does not credit. Therapy and
+# counselling make "your therapist" known but are not a person a pronoun could stand for.
+PERSON_WORDS = (frozenset(_KNOWN_BY) - {"therapy", "counselling", "counseling"}) | frozenset(
+    """people someone somebody everyone doctor team student students customer customers client
+    clients""".split()
+)
+# Letters only, so that "my mom's" names a mom.
+_WORD = re.compile(r"[a-z]+")
+# "your friend", "his mom", "their boss", "your older sister": a reply that gives the person a
+# friend, a parent, a boss the conversation never named speaks of a life it made up, just as an
+# unexplained "she" does, and the person has to correct it or feel unheard. The noun is the
+# first after the possessive and at most two modifiers. Not a person the reply invents:
+# - the way to one, as the reviewed low-risk suggestion words it ("someone in your family",
+#   "one of your friends"): it points the person to their circle, not to somebody in it;
+# - a doctor or GP ("your doctor", "your family doctor"): anyone can see one, and "talk to your
+#   doctor" is the professional help support should point to; a therapist or counsellor of
+#   their own is another matter, as it assumes they are in therapy;
+# - "a friend", "someone you trust", "a counsellor": no possessive, nobody assumed.
+_PERSON_NOUNS = "|".join(sorted(_KNOWN_BY, key=lambda noun: (-len(noun), noun)))
+_POSSESSED_PERSON = re.compile(
+    r"(?P<way>\b(?:someone|somebody|anyone|anybody|people|one|members?|those|whoever)"
+    r" (?:in|of|among|from) )?"
+    r"\b(?:your|his|her|their) (?:(?:own|best|close|closest|old|older|younger|little|big|new"
+    rf"|current|former|step)[ -]){{0,2}}(?P<noun>{_PERSON_NOUNS})\b"
+    r"(?! (?:doctor|gp|physician)\b)",
+    re.IGNORECASE,
+)
+# Haven has no life of its own to tell: "I had the same", "my wife", "it's hard for me too",
+# "I've been feeling that way too", "same here", "I know exactly how that feels". A feeling
+# claimed needs "I" or "we" as its subject, so "you've been feeling that way" and "many people
+# feel the same way" stay reflections of the person's feeling; and "I'd feel the same" or
+# "anyone would feel that way" stay the validation they are, as a conditional claims nothing
+# that happened.
+_I_FEEL = (
+    r"\b(?:i|we)\b(?:'ve|'m)?(?: (?:have|am|do|did|also|often|sometimes|really|truly|totally"
+    r"|honestly|definitely|still|even|been|used to)){0,4}"
+)
 _OWN_EXPERIENCE = re.compile(
-    r"\b(?:i|we)(?: really| also| just| once)? (?:had|went|used to|lost|felt|do have"
-    r"|have been through|was (?:in|once|also|too|there))\b"
+    r"\b(?:i(?:'ve| have)?|we)(?: really| also| just| once)? (?:had|went|used to|lost|felt"
+    r"|do have|have been through|was (?:in|once|also|too|there))\b"
+    r"|\b(?:i|we)(?:'ve| have) been (?:through|there)\b(?! for)"
+    rf"|{_I_FEEL} (?:feel|felt|feeling|get|got|getting)"
+    r" (?:(?:that|this) way(?! of)|the same|similarly"
+    r"|like (?:that|this)(?=[.!,;]|$| too| before| sometimes| at times| myself))"
+    rf"|{_I_FEEL} (?:feel|felt|feeling) (?:that|this|it) (?:too|as well|myself)\b(?! much| many)"
     r"|\bmy (?:wife|husband|partner|kids?|children|son|daughter|family|friends?|mother|mom|mum"
     r"|father|dad|sister|brother|boss|job|life)\b"
-    r"|\b(?:for me|me) too\b|\bi(?: am|'m) too\b",
+    r"|\b(?:for me|me) too\b|\bi(?: am|'m) too\b|\bme neither\b|\bsame (?:here|for me|with me)\b"
+    r"|\b(?:so|neither|nor) (?:do|did|have) i\b"
+    r"|\bi know (?:exactly |just )?how (?:that|it|this|you) feels?\b"
+    r"|\bi know (?:the|that) feeling\b",
     re.IGNORECASE,
 )
 # A listener that says it cannot help has left the person alone with it.
@@ -63,7 +136,7 @@ def faults(text: str, context: Sequence[str]) -> tuple[str, ...]:
     found: list[str] = []
     if not text.strip():
         found.append("empty")
-    if mentions_third_person(text) and not any(_has_person(turn) for turn in context):
+    if _invents_person(text, context):
         found.append("invented_person")
     if text.count("?") > 1:
         found.append("several_questions")
@@ -77,8 +150,18 @@ def faults(text: str, context: Sequence[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _has_person(text: str) -> bool:
-    return mentions_third_person(text) or not PERSON_WORDS.isdisjoint(_WORD.findall(text.lower()))
+def _invents_person(text: str, context: Sequence[str]) -> bool:
+    """A "she" when nobody in the conversation is someone, or a "your boss" when nobody in it
+    is that person (by any of the words `PERSON_GROUPS` gives them)."""
+    said = {word for turn in context for word in _WORD.findall(turn.lower())}
+    if mentions_third_person(text) and not (
+        any(mentions_third_person(turn) for turn in context) or not PERSON_WORDS.isdisjoint(said)
+    ):
+        return True
+    return any(
+        match["way"] is None and _KNOWN_BY[match["noun"].lower()].isdisjoint(said)
+        for match in _POSSESSED_PERSON.finditer(text)
+    )
 
 
 class ReplyChooser:

@@ -13,6 +13,7 @@ import pytest
 
 from deployments.generator import GeneratorOptions
 from haven.backends import ChatTurn, ReplyRequest
+from haven.reply_elements import low_suggestion
 from models.llm.admission import Admission, AdmissionQueue
 from models.llm.backend import GenerationParams
 from models.llm.candidates import ReplyChooser, faults
@@ -62,6 +63,98 @@ def test_ordinary_supportive_wording_has_no_fault() -> None:
 
 def test_a_third_person_the_person_mentioned_is_not_invented() -> None:
     assert faults("Has she said why?", ["My sister stopped talking to me."]) == ()
+
+
+def test_a_friend_parent_or_boss_the_conversation_never_named_is_invented() -> None:
+    context = ["I can't sleep before my exam.", "That sounds stressful. What keeps you up?"]
+    for reply in (
+        "Have you talked to your friend about it?",
+        "Maybe your mom could help.",
+        "Your boss sounds difficult.",
+        "Could your best friend come over tonight?",
+        "Have you told your older sister how you feel?",
+        "Does your ex-boyfriend know?",
+        "Maybe your kids could give you some quiet time.",
+        "How does your family feel about the exam?",
+        "Have you mentioned this to your therapist?",
+    ):
+        assert faults(reply, context) == ("invented_person",), reply
+
+
+def test_a_person_the_conversation_named_in_any_of_their_words_is_not_invented() -> None:
+    assert faults("Maybe your mom could help.", ["My mother keeps calling me."]) == ()
+    assert faults("Have you told your mum?", ["My parents argue all the time."]) == ()
+    assert faults("Do your parents know?", ["My dad's always angry."]) == ()
+    assert faults("Does your boyfriend know?", ["My partner left last week."]) == ()
+    assert faults("How is your family taking it?", ["My sister is ill."]) == ()
+    # Earlier assistant turns count as the conversation too.
+    context = ["I feel so alone.", "Is there a friend you could reach out to?", "Maybe Sam."]
+    assert faults("Have you told your friend how alone you feel?", context) == ()
+
+
+def test_a_family_or_someone_else_named_does_not_make_another_person_known() -> None:
+    assert faults("How is your mom?", ["My family is a mess."]) == ("invented_person",)
+    # "she" is the sister, but nobody spoke of a boyfriend.
+    assert faults("Does her boyfriend know?", ["My sister stopped talking to me."]) == (
+        "invented_person",
+    )
+
+
+def test_pointing_to_someone_trusted_or_to_professional_help_invents_nobody() -> None:
+    context = ["I feel low all the time."]
+    for reply in (
+        "It might help to talk to someone you trust.",
+        "Could a friend be there for you tonight?",
+        "A counsellor or a professional could help you with this.",
+        "Seeing a doctor could be a good first step.",
+        "Maybe talk to your doctor or your GP about how long this has lasted.",
+        "Your family doctor could help too.",
+        "Is there someone in your family you could talk to?",
+        "Perhaps one of your friends could listen.",
+        "Your inner child deserves some kindness.",
+    ):
+        assert faults(reply, context) == (), reply
+
+
+def test_the_reviewed_low_risk_suggestions_invent_nobody() -> None:
+    suggestions: list[str] = []
+    while (text := low_suggestion("seed", suggestions)) not in suggestions:
+        suggestions.append(text)
+
+    assert len(suggestions) > 1
+    for text in suggestions:
+        assert faults(text, ["I feel low all the time."]) == (), text
+
+
+def test_claiming_the_persons_feeling_as_its_own_is_own_experience() -> None:
+    context = ["I feel so lost lately."]
+    for reply in (
+        "I've been feeling that way too.",
+        "I feel the same way.",
+        "Same here.",
+        "I know exactly how that feels, I went through it.",
+        "I know exactly how that feels.",
+        "I've been there.",
+        "I have felt like that before.",
+        "I feel it too.",
+        "Honestly, so do I.",
+    ):
+        assert faults(reply, context) == ("own_experience",), reply
+
+
+def test_reflecting_or_normalising_the_persons_feeling_is_not_own_experience() -> None:
+    context = ["I feel so lost lately."]
+    for reply in (
+        "It sounds like you've been feeling that way for a while.",
+        "Many people feel the same way.",
+        "That must feel the same as before, over and over.",
+        "Anyone in your place would feel the same way.",
+        "I'd feel the same in your shoes.",
+        "I feel like that's a lot to carry.",
+        "I can only imagine how that feels.",
+        "I understand how you feel.",
+    ):
+        assert faults(reply, context) == (), reply
 
 
 def test_the_most_relevant_reply_without_faults_ranks_first() -> None:
