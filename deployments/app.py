@@ -31,7 +31,7 @@ def build_app(args: dict[str, Any]) -> Application:
         **parsed.settings | {"generated_replies_at_high": parsed.generator.trusted_at_high}
     )
     # @serve.deployment turns each class into a Deployment; the stubs keep the class type.
-    classifier = SafetyClassifier.bind(parsed.safety)  # type: ignore[attr-defined]
+    classifier = SafetyClassifier.bind(parsed.safety, settings.model_cache_dir)  # type: ignore[attr-defined]
     generator = ResponseGenerator.bind(parsed.generator, settings)  # type: ignore[attr-defined]
     app: Application = Gateway.bind(settings, classifier, generator)  # type: ignore[attr-defined]
     return app

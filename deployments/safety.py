@@ -7,6 +7,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -27,10 +28,16 @@ class SafetyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     # default: MiniLM + the head at head_path (None: the committed head);
-    # huggingface: any local sequence-classification folder at model_path.
-    model: Literal["default", "huggingface"] = "default"
+    # huggingface: any local sequence-classification folder at model_path;
+    # cascade: default, then all-mpnet-base-v2 (model_path, None: the one prepared at setup) with
+    # second_head_path for the texts MiniLM gives P(high or above) >= cascade_gate.
+    model: Literal["default", "huggingface", "cascade"] = "default"
     head_path: str | None = None
     model_path: str | None = None
+    second_head_path: str | None = None
+    # The second reader's thresholds; None: its head's own.
+    second_thresholds: dict[RiskLevel, float] | None = None
+    cascade_gate: float = Field(default=0.05, ge=0.0, le=1.0)
     # The Hugging Face model's label names -> risk levels; None: labels named after the levels.
     label_map: dict[str, RiskLevel] | None = None
     # Level -> minimum P(that level or above); None: the head's own (argmax for other models).
@@ -47,14 +54,19 @@ class SafetyOptions(BaseModel):
     def _check(self) -> SafetyOptions:
         if self.model == "huggingface" and not self.model_path:
             raise ValueError("safety.model 'huggingface' needs safety.model_path")
-        if self.thresholds and RiskLevel.NONE in self.thresholds:
-            raise ValueError("safety.thresholds: 'none' is what is left when no level is reached")
+        for name in ("thresholds", "second_thresholds"):
+            if RiskLevel.NONE in (getattr(self, name) or {}):
+                raise ValueError(f"safety.{name}: 'none' is what is left when no level is reached")
+        if self.model != "cascade" and (self.second_head_path or self.second_thresholds):
+            raise ValueError("safety.second_head_path and second_thresholds are for 'cascade'")
         return self
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=256)
 class SafetyClassifier:
-    def __init__(self, options: SafetyOptions) -> None:
+    def __init__(
+        self, options: SafetyOptions, model_cache_dir: Path = Path(".cache/models")
+    ) -> None:
         from models.safety.loading import load_risk_model
 
         send_to_serve_log()
@@ -63,11 +75,13 @@ class SafetyClassifier:
             model_path=options.model_path,
             head_path=options.head_path,
             label_map={k: v.value for k, v in (options.label_map or {}).items()} or None,
-            thresholds={k.value: v for k, v in options.thresholds.items()}
-            if options.thresholds
-            else None,
+            thresholds=_by_name(options.thresholds),
             device=pick_device(options.device),
             threads=options.threads,
+            second_head_path=options.second_head_path,
+            second_thresholds=_by_name(options.second_thresholds),
+            gate=options.cascade_gate,
+            model_cache_dir=model_cache_dir,
         )
         # @serve.batch wraps the method in an object with these setters; its stubs don't say so.
         self._assess_batch.set_max_batch_size(options.max_batch_size)  # type: ignore[attr-defined]
@@ -150,6 +164,10 @@ class SafetyClassifier:
 
     async def ready(self) -> bool:
         return True
+
+
+def _by_name(thresholds: dict[RiskLevel, float] | None) -> dict[str, float] | None:
+    return {k.value: v for k, v in thresholds.items()} if thresholds else None
 
 
 def _digest(text: str) -> str:

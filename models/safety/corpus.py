@@ -24,7 +24,6 @@ from models.safety.pipeline import context_text
 
 WRITTEN_DIR = pathlib.Path(__file__).resolve().parent / "data" / "written"
 TEST_FRACTION = 0.2
-CONVERSATIONS = "conversations"
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,11 @@ class WrittenItem:
     @property
     def key(self) -> str:
         return "\n".join(self.messages)
+
+    @property
+    def is_conversation(self) -> bool:
+        """Several messages, in whichever file: the last is read in the context of the others."""
+        return len(self.messages) > 1
 
 
 def _read(path: pathlib.Path) -> Iterable[tuple[tuple[str, ...], int]]:
@@ -92,7 +96,7 @@ def to_examples(items: Iterable[WrittenItem]) -> list[Example]:
     out: list[Example] = []
     for item in items:
         joined = context_text(item.text, item.context)
-        source = "conversations" if item.file == CONVERSATIONS else "written"
+        source = "conversations" if item.is_conversation else "written"
         out.append(Example(joined or item.text, item.level, source, item.key, item.split))
     return out
 

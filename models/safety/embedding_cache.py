@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from models.safety.datasets import Example
-from models.safety.encoder import EMBEDDING_DIM, ENCODER_NAME, FEATURE_DIM, MiniLMEncoder
+from models.safety.encoder import SentenceEncoder
 
 
 def texts_digest(header: str, texts: Sequence[str]) -> str:
@@ -60,20 +60,21 @@ def embed_by_source(
 
 
 def embed_cached(
-    encoder: MiniLMEncoder,
+    encoder: SentenceEncoder,
     examples: Sequence[Example],
     cache_dir: pathlib.Path,
     rich: bool = True,
 ) -> np.ndarray:
-    """Features (`rich`, see `MiniLMEncoder.features`) or plain embeddings for `examples`, in
+    """Features (`rich`, see `SentenceEncoder.features`) or plain embeddings for `examples`, in
     order, computing only the sources not cached yet."""
     kind = "features" if rich else "embedding"
     run = encoder.features if rich else encoder.encode
 
     def file_name(source: str, texts: list[str]) -> str:
-        header = f"{ENCODER_NAME}|{encoder.max_length}|{source}|{kind}"
+        header = f"{encoder.name}|{encoder.max_length}|{source}|{kind}"
         return f"{source}-{kind}-{texts_digest(header, texts)}.npy"
 
     if not examples:
-        return np.zeros((0, FEATURE_DIM if rich else EMBEDDING_DIM), dtype=np.float32)
+        width = encoder.feature_dim if rich else encoder.embedding_dim
+        return np.zeros((0, width), dtype=np.float32)
     return embed_by_source(examples, cache_dir, file_name, lambda texts: run(texts, batch_size=32))

