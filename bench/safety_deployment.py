@@ -1,18 +1,28 @@
-"""Throughput of the SafetyClassifier deployment: C concurrent callers through its handle.
+"""Throughput and latency of the SafetyClassifier deployment, through the client Haven uses.
 
     python bench/safety_deployment.py                      # concurrency 1, 8, 32, 128
-    python bench/safety_deployment.py --concurrency 1,32 --seconds 5
+    python bench/safety_deployment.py --concurrency 1,32 --seconds 5 --rates 200,400
 
 Starts a local Ray cluster and deploys the SafetyClassifier alone, with its options and its
 deployment settings from serve_config.yaml (`args.safety`; replicas, `max_ongoing_requests`,
 `ray_actor_options` with the replica's environment), without an HTTP proxy. Then, per
-concurrency C, C callers in this process each send `assess(message, [])` through a
-`DeploymentHandle`, one call in flight each, for `--seconds`: Serve's `@serve.batch` gathers
-concurrent calls into one model call. Reported per C: messages/s, p50/p99/max latency per call
-at the caller, and the sizes of the batches the model ran (counted by a subclass that wraps the
-replica's model call; the deployment's code is otherwise as shipped). One JSON line on stdout.
+concurrency C and per client, C callers in this process each send `assess(message, [])`, one in
+flight each, for `--seconds`. Clients (`--client`, both by default, taking turns at each level so
+that the machine's load falls on both alike):
 
-Every message is classified alone (no earlier messages: one model pass per call; with context
+- `coalescing`: `deployments.clients.ServeRiskAssessor`, as a connection host uses it: at most
+  `--in-flight` handle calls out, the messages that arrive meanwhile sent together in one
+  `assess_many` call (up to `--turns-per-call`);
+- `handle`: one `DeploymentHandle` call of `assess` per message, as before coalescing.
+
+With `--rates`, also an offered rate per client (`bench/safety_load.py`): messages arrive at that
+mean rate whatever the replies, latency from each one's planned arrival. Reported per level:
+messages/s, p50/p99/max latency at the caller, the sizes of the batches the model ran and of the
+`assess_many` calls (counted by a subclass around the replica's model call and `assess_many`;
+the deployment's code is otherwise as shipped), and the CPU each process spent. One JSON line on
+stdout.
+
+Every message is classified alone (no earlier messages: one model pass per message; with context
 the deployment runs two). The messages are `bench/safety_messages.py`'s.
 """
 
@@ -20,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import sys
 import time
 from collections import Counter
@@ -33,20 +42,26 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # the project, uninstalled
 
 from bench.json_line import print_json_line  # noqa: E402
-from bench.process_stats import cpu_seconds, cpu_used  # noqa: E402
+from bench.safety_load import Send, callers, measured, offered  # noqa: E402
 from bench.safety_messages import MESSAGES  # noqa: E402
+from deployments.clients import ServeRiskAssessor  # noqa: E402
 from deployments.safety import SafetyClassifier, SafetyOptions  # noqa: E402
+from haven.risk import Assessment  # noqa: E402
+from haven.settings import Settings  # noqa: E402
 
 DEPLOYMENT = "SafetyClassifier"
 WARMUP_CALLS = 64
+CLIENTS = ("coalescing", "handle")
 
 
 class CountingClassifier(SafetyClassifier.func_or_class):  # type: ignore[name-defined]
-    """The SafetyClassifier, counting the size of every batch its model runs."""
+    """The SafetyClassifier, counting the size of every batch its model runs and of every
+    `assess_many` call."""
 
-    def __init__(self, options: SafetyOptions) -> None:
-        super().__init__(options)
+    def __init__(self, options: SafetyOptions, *rest: Any) -> None:
+        super().__init__(options, *rest)
         self._sizes: Counter[int] = Counter()
+        self._calls: Counter[int] = Counter()
         model_assess = self._model.assess
 
         def counted(texts: Sequence[str]) -> Any:
@@ -55,9 +70,15 @@ class CountingClassifier(SafetyClassifier.func_or_class):  # type: ignore[name-d
 
         self._model.assess = counted
 
-    async def take_batch_sizes(self) -> dict[int, int]:
-        sizes, self._sizes = dict(self._sizes), Counter()
-        return sizes
+    async def assess_many(self, items: list[tuple[str, list[str], str | None]]) -> list[Assessment]:
+        self._calls[len(items)] += 1
+        result: list[Assessment] = await super().assess_many(items)
+        return result
+
+    async def take_counts(self) -> dict[str, dict[int, int]]:
+        counts = {"batch_sizes": dict(self._sizes), "assess_many_calls": dict(self._calls)}
+        self._sizes, self._calls = Counter(), Counter()
+        return counts
 
 
 def deployment_settings(config_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -73,59 +94,38 @@ def deployment_settings(config_path: Path) -> tuple[dict[str, Any], dict[str, An
     return dict(app.args.get("safety", {})), options
 
 
-def nearest_rank(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)], 2)
-
-
-async def one_level(handle: Any, concurrency: int, seconds: float) -> dict[str, Any]:
-    latencies_ms: list[float] = []
-    await handle.take_batch_sizes.remote()
-    cpu_before = cpu_seconds(set(), None)
-    started = time.perf_counter()
-    stop_at = started + seconds
-
-    async def caller(first: int) -> None:
-        index = first
-        while time.perf_counter() < stop_at:
-            text = MESSAGES[index % len(MESSAGES)]
-            index += concurrency
-            sent = time.perf_counter()
-            await handle.assess.remote(text, [])
-            latencies_ms.append((time.perf_counter() - sent) * 1000)
-
-    await asyncio.gather(*(caller(i) for i in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    cpu = cpu_used(cpu_before, cpu_seconds(set(), None), max(len(latencies_ms), 1))
-    sizes: dict[int, int] = await handle.take_batch_sizes.remote()
-    batches = sum(sizes.values())
-    return {
-        "concurrency": concurrency,
-        "messages": len(latencies_ms),
-        "messages_per_s": round(len(latencies_ms) / elapsed, 1),
-        "p50_ms": nearest_rank(latencies_ms, 0.5),
-        "p99_ms": nearest_rank(latencies_ms, 0.99),
-        "max_ms": round(max(latencies_ms), 2),
-        "model_batches": batches,
-        "batch_size_mean": round(sum(k * v for k, v in sizes.items()) / batches, 1)
-        if batches
-        else None,
-        "batch_size_max": max(sizes) if sizes else None,
-        # Where the two cores went: the callers (this process), the replica, Ray's own.
-        "cpu_ms_per_message": cpu["ms_per_turn"],
-        "cpu_s_by_process": cpu["by_process_s"],
-    }
-
-
-async def measure(handle: Any, levels: list[int], seconds: float) -> list[dict[str, Any]]:
-    # Untimed: the first calls allocate and pick kernels.
-    await asyncio.gather(
-        *(handle.assess.remote(MESSAGES[i % len(MESSAGES)], []) for i in range(WARMUP_CALLS))
+def client(name: str, handle: Any, args: argparse.Namespace) -> Send:
+    if name == "handle":
+        return lambda text: handle.assess.remote(text, [])
+    assessor = ServeRiskAssessor(
+        handle, max_in_flight=args.in_flight, max_items=args.turns_per_call
     )
+    return lambda text: assessor.assess(text, [])
+
+
+async def measure(handle: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    # Untimed: the first calls allocate and pick kernels.
+    for name in args.client:
+        send = client(name, handle, args)
+        await asyncio.gather(*(send(MESSAGES[i % len(MESSAGES)]) for i in range(WARMUP_CALLS)))
     results = []
-    for concurrency in levels:
-        results.append(await one_level(handle, concurrency, seconds))
-        log(f"concurrency {concurrency}: {results[-1]['messages_per_s']} messages/s")
+    loads = [("concurrency", c) for c in args.concurrency] + [
+        ("offered_per_s", r) for r in args.rates
+    ]
+    for kind, value in loads:
+        for name in args.client:
+            # A fresh client per level: nothing of one level's calls is left for the next.
+            send = client(name, handle, args)
+            if kind == "concurrency":
+                run = callers(send, int(value), args.seconds)
+            else:
+                run = offered(send, float(value), args.seconds, args.timeout_s)
+            level = {"client": name, kind: value} | await measured(handle, run)
+            results.append(level)
+            log(
+                f"{name}, {kind} {value}: {level['messages_per_s']} messages/s, "
+                f"p50 {level['p50_ms']} ms"
+            )
     return results
 
 
@@ -149,13 +149,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         handle = serve.run(app, name="safety", route_prefix=None)
         startup_s = time.perf_counter() - started
         log(f"SafetyClassifier ready in {startup_s:.1f} s")
-        levels = asyncio.run(measure(handle, args.concurrency, args.seconds))
+        levels = asyncio.run(measure(handle, args))
     finally:
         serve.shutdown()
         ray.shutdown()
     return {
         "bench": "safety_deployment",
-        "path": "DeploymentHandle from the driver -> SafetyClassifier replica (@serve.batch)",
+        "path": "clients in the driver -> SafetyClassifier replica (@serve.batch)",
+        "clients": args.client,
+        "coalescing": {"max_in_flight": args.in_flight, "turns_per_call": args.turns_per_call},
         "safety": safety_args,
         "deployment": options,
         "seconds_per_level": args.seconds,
@@ -169,11 +171,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", default="1,8,32,128", help="comma-separated levels")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per level")
+    parser.add_argument("--rates", default="", help="offered messages/s, comma-separated")
+    parser.add_argument("--client", default=",".join(CLIENTS), help="coalescing and/or handle")
+    fields = Settings.model_fields
+    parser.add_argument("--in-flight", type=int, default=fields["safety_calls_in_flight"].default)
+    parser.add_argument(
+        "--turns-per-call", type=int, default=fields["safety_turns_per_call"].default
+    )
+    parser.add_argument(
+        "--timeout-s",
+        type=float,
+        default=fields["safety_timeout_s"].default,
+        help="offered rates: a message not answered within this long counts as timed out",
+    )
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
     args = parser.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    args.client = [c.strip() for c in args.client.split(",") if c.strip()]
     if not args.concurrency or min(args.concurrency) < 1 or args.seconds <= 0:
         parser.error("--concurrency levels and --seconds must be positive")
+    if any(r <= 0 for r in args.rates) or min(args.in_flight, args.turns_per_call) < 1:
+        parser.error("--rates, --in-flight and --turns-per-call must be positive")
+    if not args.client or not set(args.client) <= set(CLIENTS):
+        parser.error(f"--client: one or more of {', '.join(CLIENTS)}")
     print_json_line(lambda: run(args))
     return 0
 
