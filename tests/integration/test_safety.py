@@ -100,3 +100,34 @@ def test_spanish_plan_message_gets_the_panel(server: Server) -> None:
     types = [e["type"] for e in events]
     assert types[:3] == ["user_message", "safety_escalation", "assistant_message_start"]
     assert events[1]["risk_level"] == "critical"
+
+
+def test_assess_many_reads_each_turn_as_assess_does(server: Server) -> None:
+    # The connection hosts send concurrent turns in one assess_many call; each must come back
+    # as it would from a call of its own, context and rules included.
+    from ray import serve
+
+    classifier = serve.get_deployment_handle("SafetyClassifier", app_name="haven")
+    context = ["hi", "the rope is in my bag", "nobody knows", "I'm tired"]
+    items = [
+        ("I had a nice walk with my dog today", [], "many-1"),
+        ("I've taken all my pills tonight, this is goodbye", [], "many-2"),
+        ("i'm going to do it tonight", context, "many-3"),
+        ("Esta noche me mato, ya lo tengo todo preparado.", ["hola"], "many-4"),
+    ]
+    together = classifier.assess_many.remote(items).result(timeout_s=120)
+    alone = [
+        classifier.assess.remote(text, earlier, turn_id=turn_id).result(timeout_s=120)
+        for text, earlier, turn_id in items
+    ]
+    assert [a.risk_level for a in together] == [a.risk_level for a in alone]
+    assert together[1].risk_level.value == "critical"
+    for many, one in zip(together, alone, strict=True):
+        assert (many.raised_by, many.model_id, many.model_version) == (
+            one.raised_by,
+            one.model_id,
+            one.model_version,
+        )
+        # Padded beside longer texts in a batch or read alone, the encoder's floats differ a
+        # little (1.4e-4 seen): as with any two batches @serve.batch happens to form.
+        assert many.probabilities == pytest.approx(one.probabilities, abs=1e-3)
