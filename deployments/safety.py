@@ -153,9 +153,12 @@ class SafetyClassifier:
         # One model call for the texts of every turn in the batch; the call blocks for
         # milliseconds, so it runs off the replica's event loop.
         texts = [t for request in requests for t in request]
+        reread_before = getattr(self._model, "reread", 0)
         started = time.perf_counter()
         assessments = await asyncio.to_thread(self._model.assess, texts)
-        metrics.classifier_batch(len(texts), time.perf_counter() - started)
+        # A cascade counts the texts its second reader read again (models/safety/cascade.py).
+        reread = getattr(self._model, "reread", 0) - reread_before
+        metrics.classifier_batch(len(texts), time.perf_counter() - started, reread)
         out, start = [], 0
         for request in requests:
             out.append(assessments[start : start + len(request)])

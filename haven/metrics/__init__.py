@@ -110,10 +110,12 @@ def classifier_message(seconds: float) -> None:
     recorder().observe(m.CLASSIFIER_MESSAGE, {}, seconds)
 
 
-def classifier_batch(size: int, seconds: float) -> None:
+def classifier_batch(size: int, seconds: float, reread: int = 0) -> None:
     r = recorder()
     r.observe(m.CLASSIFIER_BATCH, {}, seconds)
     r.observe(m.CLASSIFIER_BATCH_SIZE, {}, size)
+    if reread:
+        r.inc(m.CLASSIFIER_REREAD, {}, reread)
 
 
 def risk_assessed(level: str) -> None:

@@ -95,6 +95,13 @@ CLASSIFIER_BATCH_SIZE = MetricSpec(
     (),
     BATCH_SIZE_BUCKETS,
 )
+CLASSIFIER_REREAD = MetricSpec(
+    "haven_classifier_reread_texts_total",
+    "counter",
+    "Texts the cascade's second reader (mpnet) read again because MiniLM gave them a chance of "
+    "high or above at the gate; of the texts in haven_classifier_batch_messages.",
+    (),
+)
 RISK_ASSESSMENTS = MetricSpec(
     "haven_risk_assessments_total",
     "counter",
@@ -137,6 +144,7 @@ ALL: tuple[MetricSpec, ...] = (
     CLASSIFIER_MESSAGE,
     CLASSIFIER_BATCH,
     CLASSIFIER_BATCH_SIZE,
+    CLASSIFIER_REREAD,
     RISK_ASSESSMENTS,
     ESCALATIONS,
     RATE_LIMITED,

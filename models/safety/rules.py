@@ -165,6 +165,19 @@ RULES: tuple[Rule, ...] = (
         excludes=rf"{LAUGHTER}|\bif i (?:have to|hear|see) (?:sit|listen|watch|one more|another)",
     ),
     _rule(
+        # A wish to kill oneself stated outright is active ideation (LABELLING.md, high): the
+        # panel and a direct question about safety, where a wish to be dead ("I want to die")
+        # and occasional or unplanned thoughts ("I think about suicide a lot, I wouldn't act")
+        # stay medium.
+        "stated_wish",
+        H,
+        r"\bi (?:really |just |honestly |seriously |still |actually )?(?:want|wanna) "
+        r"(?:to )?(?:kill myself|end my life|take my (?:own )?life|commit suicide)\b",
+        excludes=rf"{LAUGHTER}|\bif i (?:have to|hear|see) (?:sit|listen|watch|one more|another)|"
+        r"\b(?:when|whenever|every time|if) (?:my|our|the|they|he|she|people|someone)\b"
+        r"[^.!?]{0,40}\b(?:lose|loses|lost|play|plays|sing|sings|talk|talks|says?)\b",
+    ),
+    _rule(
         "means_acquired",
         H,
         rf"{FIRST} (?:been )?(?:stockpil|hoard)(?:ed|ing) (?:up )?(?:my |some |all my )?{PILLS}|"

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 US = resources_for("US", Settings())
 MEDIUM = "Some days I wonder what the point of going on is."
-HIGH = "I've been thinking about killing myself a lot this week."
+# Frequent thoughts alone are medium by LABELLING.md; a wish stated outright is high.
+HIGH = "I want to kill myself. I've been thinking about it a lot this week."
 EVERYDAY = "I planted tomatoes this morning."
 
 

@@ -156,6 +156,7 @@ def test_ray_recorder_creates_each_ray_metric_once_with_its_definition() -> None
         metrics.socket_opened()
         metrics.socket_closed(1000, by="client")
         metrics.classifier_batch(3, 0.012)
+        metrics.classifier_batch(4, 0.02, reread=2)
     by_name = {metric.name: metric for metric in created}
     assert len(created) == len(by_name)  # one object per metric, however often it is used
     escalations = by_name["haven_escalations_total"]
@@ -169,8 +170,13 @@ def test_ray_recorder_creates_each_ray_metric_once_with_its_definition() -> None
     batch = by_name["haven_classifier_batch_seconds"]
     assert batch.kind == "histogram"
     assert batch.options["boundaries"] == list(definitions.CLASSIFIER_BUCKETS_S)
-    assert batch.calls == [("observe", 0.012, None)]
-    assert by_name["haven_classifier_batch_messages"].calls == [("observe", 3, None)]
+    assert batch.calls == [("observe", 0.012, None), ("observe", 0.02, None)]
+    assert by_name["haven_classifier_batch_messages"].calls == [
+        ("observe", 3, None),
+        ("observe", 4, None),
+    ]
+    # Only a batch the cascade's second reader read again counts there.
+    assert by_name["haven_classifier_reread_texts_total"].calls == [("inc", 2, None)]
 
 
 class Clock:

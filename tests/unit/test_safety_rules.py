@@ -32,6 +32,8 @@ HIGH = [
     ("I tried to kill myself last week", "recent_attempt"),
     ("what's the most painless way to die", "method_research"),
     ("how many tylenol do I need to take to die", "method_research"),
+    ("I want to kill myself", "stated_wish"),
+    ("honestly i just want to end my life", "stated_wish"),
 ]
 QUIET = [
     "this exam is killing me",
@@ -59,6 +61,13 @@ QUIET = [
     "I bungee jumped off the bridge today!",
     "I overdosed on Easter eggs and now I feel sick lol",
     "this is my last message for tonight, gotta be up at 5 for work. night!",
+    # A wish to be dead, and frequent thoughts with no plan, are medium (LABELLING.md).
+    "I want to die",
+    "I've been thinking about suicide a lot this week but I haven't planned anything",
+    "I don't want to kill myself, I want the pain to stop",
+    "if I have to sit through one more meeting I want to kill myself",
+    "when my team loses i want to kill myself",
+    "i want to kill myself lol this homework",
 ]
 
 
