@@ -542,9 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     all_items = corpus.load_written(args.written)
     items = [i for i in all_items if i.split == "train"]
     alone = [
-        datasets.Example(i.text, i.level, ALONE, i.key, i.split)
-        for i in items
-        if i.is_conversation
+        datasets.Example(i.text, i.level, ALONE, i.key, i.split) for i in items if i.is_conversation
     ]
     public = [e for e in datasets.load_public(args.data) if e.split == "train"]
     examples = subsample(public, args.public_fraction, args.seed)

@@ -94,9 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = FitConfig(epochs=args.epochs, hidden=args.hidden)
     items = corpus.load_written(args.written)
     alone = [
-        datasets.Example(i.text, i.level, ALONE, i.key, i.split)
-        for i in items
-        if i.is_conversation
+        datasets.Example(i.text, i.level, ALONE, i.key, i.split) for i in items if i.is_conversation
     ]
     examples = datasets.load_public(args.data) + corpus.to_examples(items) + alone
     if args.out is None:
