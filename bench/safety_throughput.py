@@ -83,7 +83,7 @@ def main() -> int:
         "mean_chars": round(sum(len(m) for m in MESSAGES) / len(MESSAGES), 1),
     }
     if isinstance(model, CascadeModel):
-        result["cascade_reread_fraction"] = round(model.reread / max(model.read, 1), 4)
+        result["cascade_reread_fraction"] = round(model.reread_fraction, 4)
     print(json.dumps(result))
     return 0
 

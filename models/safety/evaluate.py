@@ -133,9 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for row in predictions:
             fh.write(json.dumps(row) + "\n")
     summary["model_id"], summary["model_version"] = model.model_id, model.model_version
-    if isinstance(model, CascadeModel) and model.read:
+    if isinstance(model, CascadeModel):
         # How much of the input the second reader had to read again: its share of the cost.
-        summary["cascade_reread_fraction"] = round(model.reread / model.read, 4)
+        summary["cascade_reread_fraction"] = round(model.reread_fraction, 4)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0

