@@ -8,7 +8,8 @@ experience of its own, no "I can't help", nothing the output screen would stop) 
 the reply closest in meaning to what the person just wrote (cosine of MiniLM sentence
 embeddings). This is the rerank step of sample-and-rerank decoding; `models.llm.drafts` samples
 the candidates and chooses at their first sentence, so only the first sentence waits for the
-choice.
+choice; `models.llm.later_sentences` holds each later sentence of the chosen one to the same
+person and question checks.
 """
 
 from __future__ import annotations
@@ -136,9 +137,9 @@ def faults(text: str, context: Sequence[str]) -> tuple[str, ...]:
     found: list[str] = []
     if not text.strip():
         found.append("empty")
-    if _invents_person(text, context):
+    if names_unmentioned_person(text, context):
         found.append("invented_person")
-    if text.count("?") > 1:
+    if several_questions(text):
         found.append("several_questions")
     plain = text.replace("\u2019", "'")
     if _OWN_EXPERIENCE.search(plain):
@@ -150,9 +151,15 @@ def faults(text: str, context: Sequence[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _invents_person(text: str, context: Sequence[str]) -> bool:
+def several_questions(text: str) -> bool:
+    """Two questions at once leave the person choosing which to answer."""
+    return text.count("?") > 1
+
+
+def names_unmentioned_person(text: str, context: Sequence[str]) -> bool:
     """A "she" when nobody in the conversation is someone, or a "your boss" when nobody in it
-    is that person (by any of the words `PERSON_GROUPS` gives them)."""
+    is that person (by any of the words `PERSON_GROUPS` gives them). Also checks each later
+    sentence of the chosen reply (`models.llm.later_sentences`)."""
     said = {word for turn in context for word in _WORD.findall(turn.lower())}
     if mentions_third_person(text) and not (
         any(mentions_third_person(turn) for turn in context) or not PERSON_WORDS.isdisjoint(said)

@@ -2,8 +2,9 @@
 
 The service samples a few drafts in the model's batch, reads each up to the end of its first
 sentence, lets `ReplyChooser` pick one, stops the others, and streams the rest of the chosen
-one as it is written. The person waits for one sentence of three drafts, not for three whole
-replies. Each draft is held to the reply's shape (`ReplyShape`) from its first piece.
+one sentence by sentence as each passes `models.llm.later_sentences`. The person waits for one
+sentence of three drafts, not for three whole replies. Each draft is held to the reply's shape
+(`ReplyShape`) from its first piece.
 """
 
 from __future__ import annotations

@@ -39,12 +39,14 @@ DEFAULT_INTENT = "validate"  # what the service uses when no intent is planned
 async def drafted_replies(
     backend: Any, messages: list[dict[str, str]], seed: int, shape: int, temperature: float,
     candidates: int, chooser: ReplyChooser, context: list[str],
-) -> tuple[int, list[str]]:  # fmt: skip
+) -> tuple[list[str], str, str | None]:  # fmt: skip
     """As the service drafts (`models.llm.drafts`): `candidates` drafts to their first sentence,
     the chooser's pick among them, then every draft written to its end so that the others can be
-    scored too. Returns the chosen index and the whole drafts."""
+    scored too. Returns the whole drafts, what the service sends of the chosen one (its later
+    sentences checked by `models.llm.later_sentences`) and the fault that cut it short, if any."""
     from models.llm.drafts import open_drafts, read_together
     from models.llm.generation import GenerationParams
+    from models.llm.later_sentences import checked_reply
 
     params = GenerationParams(max_new_tokens=MAX_NEW_TOKENS, seed=seed, temperature=temperature)
     first = backend.admit()
@@ -53,9 +55,11 @@ async def drafted_replies(
     drafts = open_drafts(backend, messages, params, admissions, cache_key=None, max_sentences=shape)
     try:
         await read_together(drafts)
-        chosen = chooser.rank([d.text for d in drafts], context[-1], context)[0].index
+        at_choice = [d.text for d in drafts]
+        chosen = chooser.rank(at_choice, context[-1], context)[0].index
         await read_together(drafts, whole=True)
-        return chosen, [d.text.strip() for d in drafts]
+        sent, cut_by = checked_reply(at_choice[chosen], drafts[chosen].text, context)
+        return [d.text.strip() for d in drafts], sent.strip(), cut_by
     finally:
         for admission in admissions:
             admission.release()
@@ -102,9 +106,10 @@ def evaluate(
     backend: Any, cases: list[EvalCase], seed: int, shape: int, temperature: float = 0.5,
     candidates: int = 1, chooser: ReplyChooser | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """One row per case. With `candidates` > 1 and a `chooser`, the row's reply is the chosen
-    draft and `candidates` lists every draft written whole, the first being what one sample
-    would have sent."""
+    """One row per case. With `candidates` > 1 and a `chooser`, the row's reply is what the
+    service sends of the chosen draft, `later_cut` the fault that ended it early (or None), and
+    `candidates` lists every draft written whole, the first being what one sample would have
+    sent."""
     rows: list[dict[str, Any]] = []
     for index, case in enumerate(cases):
         intent = resolve_intent(case.intent or DEFAULT_INTENT)
@@ -115,15 +120,15 @@ def evaluate(
         # One seed per context: a rerun reproduces each reply however many contexts precede it.
         context_seed = seed * 100_003 + index
         sampled: list[str] | None = None
+        cut_by: str | None = None
         if candidates > 1 and chooser is not None:
             context = [turn.text for turn in case.context]
-            chosen, sampled = asyncio.run(
+            sampled, reply, cut_by = asyncio.run(
                 drafted_replies(
                     backend, messages, context_seed, shape, temperature, candidates, chooser,
                     context,
                 )
             )  # fmt: skip
-            reply = sampled[chosen]
         else:
             reply = asyncio.run(reply_for(backend, messages, context_seed, shape, temperature))
         gold = gold_perplexity(backend, messages, case.reply) if case.reply else None
@@ -131,6 +136,7 @@ def evaluate(
                      "gold_ppl": None if gold is None else round(gold, 3)})  # fmt: skip
         if sampled is not None:
             rows[-1]["candidates"] = sampled
+            rows[-1]["later_cut"] = cut_by
         logger.info("%d/%d %d words", index + 1, len(cases), rows[-1]["words"])
     return rows
 
@@ -215,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     summary["model"] = _model_path(args).name
     summary["temperature"] = args.temperature
     summary["candidates"] = args.candidates
+    if any("later_cut" in row for row in rows):
+        # Served replies that a later sentence's check ended early (`models.llm.later_sentences`).
+        summary["later_cut"] = sum(row.get("later_cut") is not None for row in rows)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     write_lines(args.out, [*rows, summary])
     print(json.dumps(summary))

@@ -28,6 +28,11 @@ def count_sentences(text: str) -> int:
     return len(_END.findall(text))
 
 
+def sentence_ends(text: str) -> list[int]:
+    """Where each sentence the bound counts ends in `text` (after its closers)."""
+    return [end.end() for end in _END.finditer(text)]
+
+
 @dataclass(frozen=True, slots=True)
 class Piece:
     send: str  # the part of the delta to send now

@@ -18,6 +18,7 @@ from models.llm.backend import ChatBackend, GenerationParams
 from models.llm.candidates import ReplyChooser
 from models.llm.coalesce import DEFAULT_INTERVAL_S, coalesce
 from models.llm.drafts import drop_all, open_drafts, read_together
+from models.llm.later_sentences import LaterSentences, LaterState, checked
 from models.llm.prompt import build_messages, resolve_intent
 from models.llm.reply_shape import DEFAULT_MAX_SENTENCES, ReplyShape
 
@@ -61,7 +62,8 @@ class ReplyService:
         another turn (`models.llm.reply_shape`); 0: only the token bound applies.
         `candidates`: drafts sampled per turn while batch places are free; `chooser` picks one at
         the end of their first sentences (`models.llm.drafts`), and its first sentence goes out
-        whole, the rest as it is written. 1, or no chooser: one reply, streamed throughout.
+        whole, then each later sentence whole once it passes the chooser's person and question
+        checks (`models.llm.later_sentences`). 1, or no chooser: one reply, streamed throughout.
         `drafts_max_batch`: extra drafts are taken only while the model then holds at most this
         many replies, so that drafts never slow a busy batch."""
         if candidates < 1:
@@ -118,7 +120,8 @@ class ReplyService:
     async def _best_of(
         self, request: ReplyRequest, messages: list[dict[str, str]], admission: Admission
     ) -> AsyncGenerator[str, None]:
-        """The chosen draft's first sentence, then the rest of it as it is written."""
+        """The chosen draft's first sentence, then each later one as it ends, up to the first
+        that invents a person or asks a second question (`models.llm.later_sentences`)."""
         assert self._chooser is not None
         # Our own place first; extra drafts only take places nobody else is waiting for, and only
         # while the batch stays small: on a CPU every reply in the batch slows every other.
@@ -140,11 +143,15 @@ class ReplyService:
             if len(drafts) > 1:
                 chosen = drafts[await self._choose([d.text for d in drafts], request)]
             await drop_all(drafts, keep=chosen)
-            if chosen.text:
-                yield chosen.text
-            async with aclosing(chosen.rest()) as rest:
+            later = LaterSentences(chosen.text, _context(request))
+            if later.first:
+                yield later.first
+            async with aclosing(checked(chosen.rest(), later)) as rest:
                 async for piece in rest:
                     yield piece
+            if later.state is LaterState.CUT:
+                # The fault only, not the text: replies are the person's conversation.
+                logger.info("reply ended before a later sentence: %s", later.cut_by)
         finally:
             await drop_all(drafts)
             for extra in extras:
@@ -153,9 +160,8 @@ class ReplyService:
     async def _choose(self, texts: list[str], request: ReplyRequest) -> int:
         assert self._chooser is not None
         message = next((t.text for t in reversed(request.history) if t.role == "user"), "")
-        context = [turn.text for turn in request.history]
         try:
-            ranked = await asyncio.to_thread(self._chooser.rank, texts, message, context)
+            ranked = await asyncio.to_thread(self._chooser.rank, texts, message, _context(request))
         except Exception:
             # Any of the drafts is a reply; choosing only finds the better one.
             logger.exception("choosing among %d drafts failed; sending the first", len(texts))
@@ -177,6 +183,11 @@ class ReplyService:
             logger.exception("intent planning failed; using %r", DEFAULT_INTENT)
             return DEFAULT_INTENT
         return resolve_intent(prediction.intent)
+
+
+def _context(request: ReplyRequest) -> list[str]:
+    """The conversation's texts, both sides: who in it counts as mentioned."""
+    return [turn.text for turn in request.history]
 
 
 async def _shaped(

@@ -71,7 +71,7 @@ def test_same_seed_gives_the_same_replies(tiny_model: Path, tmp_path: Path) -> N
     assert first[0]["reply"] == second[0]["reply"]
 
 
-def test_each_row_lists_its_candidates_and_sends_one_of_them(
+def test_each_row_lists_its_candidates_and_sends_one_of_them_up_to_any_later_cut(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     data = write_jsonl(tmp_path / "in.jsonl", CASES[:2])
@@ -83,8 +83,10 @@ def test_each_row_lists_its_candidates_and_sends_one_of_them(
     for row in rows:
         candidates = row["candidates"]
         assert isinstance(candidates, list) and len(candidates) == 3
-        assert row["reply"] in candidates
+        assert any(str(text).startswith(str(row["reply"])) for text in candidates)
+        assert row["later_cut"] in (None, "invented_person", "several_questions")
     assert summary["candidates"] == 3
+    assert summary["later_cut"] == sum(row["later_cut"] is not None for row in rows)
     first = summary["first_sample"]
     assert isinstance(first, dict) and {"relevance", "invented_person_rate"} <= set(first)
     assert all("candidates" not in row for row in single[:-1])

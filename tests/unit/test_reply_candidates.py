@@ -291,14 +291,14 @@ def first_sentence(reply: str) -> str:
     return reply.split(". ")[0] + "."
 
 
-async def test_the_chosen_drafts_first_sentence_comes_whole_then_the_rest_streams() -> None:
+async def test_the_chosen_drafts_first_sentence_comes_whole_then_each_later_one_whole() -> None:
     backend = VariedBackend(REPLIES)
 
     items = [item async for item in best_of(backend, seed=7).generate(REQUEST)]
 
     assert items[0] == "validate"
-    assert items[1].strip() == first_sentence(REPLIES[1])  # chosen on its first sentence
-    assert len(items) > 3  # the rest piece by piece
+    assert items[1] == first_sentence(REPLIES[1])  # chosen on its first sentence
+    assert items[2:] == [" What helps you rest?"]  # checked once it ended
     assert "".join(items[1:]).strip() == REPLIES[1]
     # The first keeps the conversation's prompt state; each draft has its own seed.
     assert backend.calls == [("s1", 7), (None, 8), (None, 9)]
@@ -307,7 +307,7 @@ async def test_the_chosen_drafts_first_sentence_comes_whole_then_the_rest_stream
     assert backend.queue.admitted == 0 and backend.queue.running == 0
 
 
-async def test_a_busy_batch_gets_one_reply_streamed_from_its_first_word() -> None:
+async def test_a_busy_batch_gets_one_reply_without_drafts_its_later_sentences_checked() -> None:
     backend = VariedBackend(REPLIES, concurrency=8)
     others = [backend.admit() for _ in range(3)]  # three people's replies being written
     for other in others:
@@ -318,8 +318,8 @@ async def test_a_busy_batch_gets_one_reply_streamed_from_its_first_word() -> Non
     for other in others:
         other.release()
 
-    assert "".join(items[1:]).strip() == REPLIES[0]
-    assert len(items) > 3  # streamed word by word, not held for a choice
+    # No choice to wait for, but its later sentences pass the same checks as a chosen one's.
+    assert items[1:] == ["The weather has been odd lately.", " Anyway, how are you?"]
     assert len(backend.calls) == 1 and backend.closed == 0
 
 
@@ -378,3 +378,39 @@ async def test_a_draft_without_a_sentence_end_is_read_to_its_end_and_others_wait
     await read_together(drafts, whole=True)
     assert [d.text.strip() for d in drafts] == ["Okay then", "Right. And more here.", "Sure! Yes."]
     assert backend.queue.admitted == 0
+
+
+LONELY = ReplyRequest(
+    session_id="s1",
+    intent="validate",
+    history=[ChatTurn(role="user", text="I feel so lonely since I moved to a new city.")],
+)
+
+
+async def test_the_service_ends_the_reply_before_a_later_sentence_inventing_a_person() -> None:
+    backend = VariedBackend(
+        [
+            "Being lonely in a new city is hard. Your new colleagues might help. Say hello.",
+            "Weather.",
+            "Football.",
+        ]
+    )
+
+    items = [item async for item in best_of(backend).generate(LONELY)]
+
+    assert "".join(items[1:]) == "Being lonely in a new city is hard."
+    assert backend.closed == 3  # the chosen draft's model stopped at the failing sentence too
+    assert backend.queue.admitted == 0 and backend.queue.running == 0
+
+
+async def test_the_service_sends_a_later_sentence_about_someone_the_person_named() -> None:
+    reply = "Being lonely in a new city is hard. Your friend back home might call you."
+    request = ReplyRequest(
+        session_id="s1",
+        intent="validate",
+        history=[ChatTurn(role="user", text="I miss my friend since I moved to a new city.")],
+    )
+
+    items = [item async for item in best_of(VariedBackend([reply])).generate(request)]
+
+    assert "".join(items[1:]).strip() == reply
