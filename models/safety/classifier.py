@@ -6,7 +6,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 
 from haven.risk import Assessment, RiskLevel
-from models.safety.encoder import SentenceEncoder, fast_dtype
+from models.safety.encoder import SentenceEncoder, TextEncoder, fast_dtype
 from models.safety.head import Head, decide, load_head
 from models.safety.windows import pool_by_owner, split_all
 
@@ -16,6 +16,9 @@ MODEL_NAME = "minilm-l6-head"
 # The cascade's second reader (cascade.py): the same head recipe over all-mpnet-base-v2.
 MPNET_HEAD_PATH = WEIGHTS_DIR / "head-mpnet.safetensors"
 MPNET_MODEL_NAME = "mpnet-base-head"
+# Its reader for the trained languages other than English: the head over multilingual-e5-small.
+E5_HEAD_PATH = WEIGHTS_DIR / "head-e5.safetensors"
+E5_MODEL_NAME = "e5-small-head"
 # A long post is read whole in overlapping windows (windows.py); past this many characters (the
 # service accepts 4,000) the rest of a pasted novel is not read, which bounds the cost.
 MAX_CHARS = 10_000
@@ -32,7 +35,7 @@ class SafetyModel:
 
     def __init__(
         self,
-        encoder: SentenceEncoder,
+        encoder: TextEncoder,
         head: Head,
         thresholds: Mapping[str, float] | None = None,
         model_id: str = MODEL_NAME,

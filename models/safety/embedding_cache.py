@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from models.safety.datasets import Example
-from models.safety.encoder import SentenceEncoder
+from models.safety.encoder import TextEncoder
 
 
 def texts_digest(header: str, texts: Sequence[str]) -> str:
@@ -60,7 +60,7 @@ def embed_by_source(
 
 
 def embed_cached(
-    encoder: SentenceEncoder,
+    encoder: TextEncoder,
     examples: Sequence[Example],
     cache_dir: pathlib.Path,
     rich: bool = True,

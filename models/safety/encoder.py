@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -40,6 +41,22 @@ def fast_dtype(device: str) -> torch.dtype:
         if callable(probe) and probe():
             return torch.bfloat16
     return torch.float32
+
+
+class TextEncoder(Protocol):
+    """What the head, the cache and the windows need from an encoder (this module's
+    `SentenceEncoder`, or `e5.E5Encoder`)."""
+
+    name: str
+    max_length: int
+    embedding_dim: int
+    feature_dim: int
+    # Splits long texts into windows (`windows.py`): a Hugging Face tokenizer.
+    tokenizer: Any
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray: ...
+
+    def features(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray: ...
 
 
 class SentenceEncoder:

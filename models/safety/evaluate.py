@@ -3,7 +3,8 @@
     python -m models.safety.evaluate --data FILE.jsonl --out PREDICTIONS.jsonl \
         [--model default|huggingface|cascade] [--head-path H] [--model-path DIR] \
         [--label-map '{"LABEL": "level"}'] [--thresholds '{"high": 0.3}'] \
-        [--second-head-path H2] [--second-thresholds '{"high": 0.2}'] [--gate 0.05]
+        [--second-head-path H2] [--second-thresholds '{"high": 0.2}'] [--gate 0.05] \
+        [--no-languages] [--languages-head-path H3] [--languages-thresholds '{"high": 0.3}']
 
 Each input line is {"text": ...} or {"messages": [...]} (the last message is assessed in the
 context of the earlier ones), optionally with a label under "risk_level" or "level" and the
@@ -105,6 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--second-head-path", type=pathlib.Path, default=None)
     parser.add_argument("--second-thresholds", type=json.loads, default=None)
     parser.add_argument("--gate", type=float, default=None, help="cascade: MiniLM's P(high+)")
+    parser.add_argument(
+        "--no-languages",
+        dest="languages",
+        action="store_false",
+        help="cascade: mpnet re-reads every language (no multilingual-e5 reader)",
+    )
+    parser.add_argument("--languages-head-path", type=pathlib.Path, default=None)
+    parser.add_argument("--languages-thresholds", type=json.loads, default=None)
     parser.add_argument("--model-cache", type=pathlib.Path, default=pathlib.Path(".cache/models"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
@@ -126,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         second_thresholds=args.second_thresholds,
         gate=args.gate,
         model_cache_dir=args.model_cache,
+        languages=args.languages,
+        languages_head_path=args.languages_head_path,
+        languages_thresholds=args.languages_thresholds,
     )
     predictions, summary = evaluate(model, items, labels, read_files(args.data))
     args.out.parent.mkdir(parents=True, exist_ok=True)

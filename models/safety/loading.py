@@ -24,12 +24,18 @@ def load_risk_model(
     second_thresholds: Mapping[str, float] | None = None,
     gate: float | None = None,
     model_cache_dir: str | pathlib.Path = ".cache/models",
+    languages: bool = True,
+    languages_head_path: str | pathlib.Path | None = None,
+    languages_thresholds: Mapping[str, float] | None = None,
 ) -> RiskModel:
     """`default`: MiniLM and a head file (the committed one unless `head_path`);
     `huggingface`: a local sequence-classification folder at `model_path`;
     `cascade`: the default model, then all-mpnet-base-v2 (the folder at `model_path`, else the one
     prepared under `model_cache_dir`) with its head (`second_head_path`, else the committed one)
-    for the texts the first reads as possibly high or above (`cascade.py`)."""
+    for the texts the first reads as possibly high or above (`cascade.py`); with `languages`,
+    those of them in the trained languages other than English are read by multilingual-e5-small
+    (prepared under `model_cache_dir`) with its head (`languages_head_path`, else the committed
+    one) instead."""
     if model == "huggingface":
         if model_path is None:
             raise ValueError("model 'huggingface' needs model_path")
@@ -48,7 +54,12 @@ def load_risk_model(
         return first
     from models.safety import mpnet
     from models.safety.cascade import DEFAULT_GATE, CascadeModel
-    from models.safety.classifier import MPNET_HEAD_PATH, MPNET_MODEL_NAME
+    from models.safety.classifier import (
+        E5_HEAD_PATH,
+        E5_MODEL_NAME,
+        MPNET_HEAD_PATH,
+        MPNET_MODEL_NAME,
+    )
 
     folder = (
         pathlib.Path(model_path)
@@ -63,4 +74,12 @@ def load_risk_model(
         encoder_path=folder,
         model_id=MPNET_MODEL_NAME,
     )
-    return CascadeModel(first, second, DEFAULT_GATE if gate is None else gate)
+    third: RiskModel | None = None
+    if languages:
+        from models.safety import e5
+        from models.safety.head import load_head
+
+        encoder = e5.E5Encoder(e5.prepared_dir(pathlib.Path(model_cache_dir)), threads=threads)
+        head_file = pathlib.Path(languages_head_path) if languages_head_path else E5_HEAD_PATH
+        third = SafetyModel(encoder, load_head(head_file), languages_thresholds, E5_MODEL_NAME)
+    return CascadeModel(first, second, DEFAULT_GATE if gate is None else gate, third)

@@ -2,11 +2,13 @@
 
     python -m models.safety.train --data ../shared/data
     python -m models.safety.train --data ../shared/data --encoder mpnet --max-miss 0.04
+    python -m models.safety.train --data ../shared/data --encoder e5 --max-miss 0.04
 
 The encoder is frozen; a run embeds each text once (cached under .cache/safety-embeddings/),
 fits the head K times on folds of the training split to choose the per-level thresholds from
-out-of-fold scores, fits it once more on the whole training split, and evaluates it on the
-held-out written test set and the held-out public texts, neither of which it has seen.
+out-of-fold scores (of the written items on the route the head serves: `--route`), fits it once
+more on the whole training split, and evaluates it on the held-out written test set and the
+held-out public texts, neither of which it has seen.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ import numpy as np
 import torch
 
 from haven.risk import RISK_LEVELS
-from models.safety import corpus, datasets, mpnet, ngrams, rules
+from models.safety import corpus, datasets, e5, language, mpnet, ngrams, rules
 from models.safety.calibrate import Scored, choose_thresholds, high_at_miss, levels, rates
-from models.safety.classifier import DEFAULT_HEAD_PATH, MPNET_HEAD_PATH
+from models.safety.classifier import DEFAULT_HEAD_PATH, E5_HEAD_PATH, MPNET_HEAD_PATH
 from models.safety.embedding_cache import embed_cached
-from models.safety.encoder import SentenceEncoder, fast_dtype
+from models.safety.encoder import SentenceEncoder, TextEncoder, fast_dtype
 from models.safety.fit import FitConfig, fit_head
 from models.safety.head import Head, save_head
 from models.safety.metrics import summarise
@@ -69,9 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=pathlib.Path, default=None, help="default: by encoder")
     parser.add_argument(
         "--encoder",
-        choices=("minilm", "mpnet"),
+        choices=("minilm", "mpnet", "e5"),
         default="minilm",
-        help="minilm: the default classifier; mpnet: the cascade's second reader",
+        help="minilm: the default classifier; mpnet: the cascade's second reader; e5: its "
+        "second reader for the trained languages other than English",
+    )
+    parser.add_argument(
+        "--route",
+        choices=("all", *(r.value for r in language.Route)),
+        default=None,
+        help="choose the thresholds on the written items of this route only "
+        "(default: trained for e5, all otherwise)",
     )
     parser.add_argument("--model-cache", type=pathlib.Path, default=mpnet.DEFAULT_CACHE_DIR)
     parser.add_argument(
@@ -98,13 +108,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     examples = datasets.load_public(args.data) + corpus.to_examples(items) + alone
     if args.out is None:
-        args.out = MPNET_HEAD_PATH if args.encoder == "mpnet" else DEFAULT_HEAD_PATH
-    encoder_path = mpnet.prepared_dir(args.model_cache) if args.encoder == "mpnet" else None
-    # mpnet is read in the dtype it is served in (bf16 where the CPU has it, `fast_dtype`, which
-    # measured MiniLM at a third of float32's time). MiniLM keeps float32, which its cached
-    # features have.
-    dtype = fast_dtype("cpu") if args.encoder == "mpnet" else None
-    encoder = SentenceEncoder(encoder_path, threads=args.threads, dtype=dtype)
+        args.out = {"mpnet": MPNET_HEAD_PATH, "e5": E5_HEAD_PATH}.get(
+            args.encoder, DEFAULT_HEAD_PATH
+        )
+    if args.route is None:
+        args.route = language.Route.TRAINED.value if args.encoder == "e5" else "all"
+    encoder: TextEncoder
+    if args.encoder == "e5":
+        encoder = e5.E5Encoder(e5.prepared_dir(args.model_cache), threads=args.threads)
+    else:
+        encoder_path = mpnet.prepared_dir(args.model_cache) if args.encoder == "mpnet" else None
+        # mpnet is read in the dtype it is served in (bf16 where the CPU has it, `fast_dtype`,
+        # which measured MiniLM at a third of float32's time). MiniLM keeps float32, which its
+        # cached features have.
+        dtype = fast_dtype("cpu") if args.encoder == "mpnet" else None
+        encoder = SentenceEncoder(encoder_path, threads=args.threads, dtype=dtype)
     x = embed_cached(encoder, examples, args.cache)
     feats = [ngrams.featurise(e.text, config.buckets) for e in examples]
     y = np.array([e.level for e in examples])
@@ -128,7 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         held = fold == k
         oof[held] = probabilities(fit(train & ~held))[held]
         print(f"fold {k + 1}/{args.folds} done", file=sys.stderr, flush=True)
-    train_items = [i for i in items if i.split == "train"]
+    train_items = [
+        i
+        for i in items
+        if i.split == "train" and args.route in ("all", language.route(i.text).value)
+    ]
     oof_scored = _scored(train_items, rows, oof)
     thresholds = choose_thresholds(oof_scored)
     if args.max_miss is not None:
@@ -155,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "split": "public 20% held out by user/dialogue/question; written 20% of each file and "
         "level by text hash",
         "thresholds_from": f"{args.folds}-fold out-of-fold scores on the training split"
+        + ("" if args.route == "all" else f", written items on route {args.route}")
         + ("" if args.max_miss is None else f", high at critical miss <= {args.max_miss}"),
         "encoder": encoder.name,
     }

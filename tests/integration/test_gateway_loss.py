@@ -105,6 +105,7 @@ def test_host_detaches_the_sockets_of_a_killed_gateway(ray_local: None, tmp_path
             return count
 
         assert _wait_for(lambda: sockets() == 3, 30), sockets()
+
         # Each stream delivers its first (registration) batch. The host counts a socket before
         # that batch reaches the replica, so the count alone does not say it arrived.
         def batches() -> tuple[int, int]:
