@@ -18,10 +18,11 @@ detector's confidence, so it takes the untrained path with the detector's best g
 
 Paths (`route`):
 - `english` (and undetermined): the model with the head's thresholds.
-- `trained`: a language the written corpus covers (`TRAINED`); the model with the head's
-  thresholds for other languages when it has them (chosen out of fold on those languages'
-  messages), which lean on the rule layer (explicit plans, means, timing and attempts are
-  recognised in Spanish, French, German and Portuguese) instead of the head's reading for recall.
+- `trained`: a language the written corpus covers (`TRAINED`); the model's reading, and in the
+  served cascade a text near a crisis is read again by the multilingual-e5-small head, whose
+  thresholds were chosen out of fold on these languages' messages (`cascade.py`). The rule layer
+  recognises explicit plans, means, timing and attempts in Spanish, French, German and
+  Portuguese.
 - `untrained`: any other language. The model never saw it: its reading there is guesswork both
   ways ("今天晚上我要自杀", "I will kill myself tonight", came out `none`; Russian everyday text
   comes out high). So the model's reading is replaced by `medium`, whatever it says: the reply
