@@ -91,6 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="then move the high threshold to the largest value whose out-of-fold critical "
         "miss rate is at most this",
     )
+    parser.add_argument(
+        "--oof-out",
+        type=pathlib.Path,
+        default=None,
+        help="also save the out-of-fold probabilities of every text (.npz), to compare readers",
+    )
     parser.add_argument("--written", type=pathlib.Path, default=corpus.WRITTEN_DIR)
     parser.add_argument("--cache", type=pathlib.Path, default=CACHE_DIR)
     parser.add_argument("--threads", type=int, default=2)
@@ -146,6 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         held = fold == k
         oof[held] = probabilities(fit(train & ~held))[held]
         print(f"fold {k + 1}/{args.folds} done", file=sys.stderr, flush=True)
+    if args.oof_out is not None:
+        np.savez_compressed(
+            args.oof_out,
+            oof=oof,
+            source=np.array([e.source for e in examples]),
+            group=np.array([e.group for e in examples]),
+        )
     train_items = [
         i
         for i in items
