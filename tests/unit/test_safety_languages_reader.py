@@ -167,3 +167,20 @@ def test_the_served_cascade_reads_a_spanish_plan_with_the_multilingual_head() ->
 
     assert reading.model_id == E5_MODEL_NAME
     assert reading.risk_level.rank >= RiskLevel.HIGH.rank
+
+
+# --- comparing readers out of fold ---------------------------------------------------------------
+
+
+def test_both_readers_must_agree_for_a_level_and_the_result_stays_a_distribution() -> None:
+    from models.safety.compare_readers import both, mean
+
+    a = np.array([[0.1, 0.1, 0.1, 0.6, 0.1]])  # P(>= high) 0.7
+    b = np.array([[0.6, 0.2, 0.1, 0.05, 0.05]])  # P(>= high) 0.1
+
+    agreed = both(a, b)
+    at_least = np.cumsum(agreed[:, ::-1], axis=1)[:, ::-1]
+
+    assert np.allclose(agreed.sum(axis=1), 1.0)
+    assert at_least[0, 3] == pytest.approx(0.1)  # the lower of the two
+    assert np.allclose(mean(a, b), (a + b) / 2)
