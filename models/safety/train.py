@@ -92,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "miss rate is at most this",
     )
     parser.add_argument(
+        "--route-weight",
+        type=float,
+        default=1.0,
+        help="multiply the training weight of the written messages on --route by this",
+    )
+    parser.add_argument(
         "--oof-out",
         type=pathlib.Path,
         default=None,
@@ -133,6 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     feats = [ngrams.featurise(e.text, config.buckets) for e in examples]
     y = np.array([e.level for e in examples])
     weight = np.array([SOURCE_WEIGHT.get(e.source, 1.0) for e in examples])
+    if args.route_weight != 1.0 and args.route != "all":
+        # The route's own written messages count more, for a head that serves only that route.
+        on_route = [
+            e.source in SOURCE_WEIGHT and language.route(e.text).value == args.route
+            for e in examples
+        ]
+        weight = np.where(on_route, weight * args.route_weight, weight)
     train = np.array([e.split == "train" and e.source != ALONE for e in examples])
     rows = _rows(examples)
 
