@@ -68,16 +68,13 @@ class CascadeModel:
         """One assessment per text, in the order given."""
         out = self.first.assess(texts)
         again = [i for i, a in enumerate(out) if severe_probability(a) >= self.gate]
-        by_reader: list[tuple[RiskModel, list[int]]] = [(self.second, again)]
+        other: list[int] = []
         if self.languages is not None:
             other = [i for i in again if language.route(texts[i]) is language.Route.TRAINED]
-            chosen = set(other)
-            by_reader = [
-                (self.second, [i for i in again if i not in chosen]),
-                (self.languages, other),
-            ]
-        for reader, indices in by_reader:
-            if indices:
+        routed = set(other)
+        rest = [i for i in again if i not in routed]
+        for reader, indices in ((self.second, rest), (self.languages, other)):
+            if reader is not None and indices:
                 readings = reader.assess([texts[i] for i in indices])
                 for i, assessment in zip(indices, readings, strict=True):
                     out[i] = assessment
