@@ -97,7 +97,7 @@ def combine(
         ceiling = path.joined_ceiling()
         if ceiling is not None:
             joined = cap(joined, ceiling)
-        bound = path.alone_ceiling(joined.risk_level)
+        bound = path.alone_ceiling(joined.risk_level, text)
         if bound is not None:
             alone = best = cap(alone, bound)
         if joined.risk_level.rank > alone.risk_level.rank:

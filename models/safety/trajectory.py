@@ -15,9 +15,12 @@ it decides what the joined reading may do:
 The other way round, the joined reading bounds the message's own reading when the conversation
 is mild: if every earlier message was read at `low` or below and the message read after them is
 `none`, the message alone may not go above `low`. "i am dying. my mouth is on fire" after "my
-sister dared me to eat a ghost pepper" read critical alone and none in its conversation. The
-rules still read the message afterwards, so an explicit statement raises the turn whatever its
-context.
+sister dared me to eat a ghost pepper" read critical alone and none in its conversation. Not when
+the message itself names a method or means (`_HARM`): read after ordinary messages, the joined
+text can dilute a plain statement ("Ich hab einen Strick gekauft und heute Nacht mache ich
+Schluss" after two messages about a football match read critical alone and none joined), and
+such a message keeps its own reading. The rules still read the message afterwards, so an
+explicit statement they know raises the turn whatever its context.
 
 Two things the trajectory adds on top, both only raising:
 
@@ -65,8 +68,8 @@ COMMIT = re.compile(
 )
 _HARM = re.compile(
     rf"{rules.HARM_TOPIC}|pastillas|pildoras|soga|cuerda|puente|pistola|matarme|suicid|cachets|"
-    r"pilules|corde|\bpont\b|me tuer|tabletten|seil|brucke|waffe|umbringen|comprimidos|remedios|"
-    r"corda|ponte|\barma\b|me matar"
+    r"pilules|corde|\bpont\b|me tuer|tabletten|seil|strick|brucke|waffe|umbringen|comprimidos|"
+    r"remedios|corda|ponte|\barma\b|me matar"
 )
 
 
@@ -96,9 +99,13 @@ class Trajectory:
         # build on; one that rose may take the turn to medium (the reply names the line).
         return top if self.current.rank <= self.peak.rank else RiskLevel.MEDIUM
 
-    def alone_ceiling(self, joined: RiskLevel) -> RiskLevel | None:
+    def alone_ceiling(self, joined: RiskLevel, text: str) -> RiskLevel | None:
         """The highest level the message's own reading may give the turn; None: no bound."""
         if not self.earlier or self.peak.rank > RiskLevel.LOW.rank:
+            return None
+        if _HARM.search(content.fold(text)):
+            # A method or means in the message itself: its own reading is not overruled by a
+            # joined text that may have diluted it.
             return None
         # Only when the conversation reads the message as wholly ordinary: a veiled disclosure
         # after small talk still reads as distress in context, and then keeps its own reading.

@@ -148,7 +148,8 @@ def test_explicit_statement_after_mild_talk_is_still_raised_by_the_rules() -> No
     context = ["work was fine today", "had pasta for dinner"]
     text = "I took the whole bottle of my sleeping pills"
     earlier = [_assessment(N), _assessment(N)]
-    result = combine(text, context, _assessment(C), _assessment(N), earlier)
+    # Even where the model read the message itself as ordinary, the rules raise it.
+    result = combine(text, context, _assessment(L), _assessment(N), earlier)
     assert result.risk_level is C and result.raised_by == "attempt_in_progress"
 
 
@@ -165,3 +166,33 @@ def test_veiled_disclosure_after_small_talk_keeps_its_own_reading() -> None:
     earlier = [_assessment(N), _assessment(L)]
     result = combine(text, context, _assessment(H), _assessment(L), earlier)
     assert result.risk_level is H
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ich hab einen Strick gekauft und heute Nacht mache ich Schluss",
+        "the rope is in the garage and tonight is the night",
+    ],
+)
+def test_a_message_naming_means_keeps_its_own_reading_when_the_joined_text_reads_benign(
+    text: str,
+) -> None:
+    # Small talk then a plain statement: the joined text can dilute it to none, which must not
+    # overrule the message's own reading the way it does for figurative talk.
+    context = ["Ich bin total kaputt nach dem Spiel", "Jetzt erstmal duschen und was essen"]
+    earlier = [_assessment(N), _assessment(N)]
+    result = combine(text, context, _assessment(C), _assessment(N), earlier)
+    assert result.risk_level is C
+
+
+def test_a_german_plan_after_small_talk_is_critical_with_the_served_cascade() -> None:
+    from models.safety.loading import load_risk_model
+
+    model = load_risk_model("cascade", threads=1)
+    context = [
+        "Ich bin total kaputt nach dem Spiel, aber wir haben 3:1 gewonnen",
+        "Jetzt erstmal duschen und was essen",
+    ]
+    text = "Ich hab einen Strick gekauft und heute Nacht mache ich Schluss"
+    assert assess_conversations(model, [(text, context)])[0].risk_level is C
