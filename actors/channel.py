@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -28,6 +29,7 @@ class SocketChannel:
         self._queue: asyncio.Queue[Outbound | None] = asyncio.Queue()
         self._ended = False
         self._closing = False
+        self._sink: Callable[[Outbound | None], None] | None = None
 
     @property
     def closing(self) -> bool:
@@ -39,11 +41,32 @@ class SocketChannel:
         if isinstance(item, Close):
             # Nothing after a close order is ever written.
             self._closing = True
-        self._queue.put_nowait(item)
+        if self._sink is not None:
+            self._sink(item)
+        else:
+            self._queue.put_nowait(item)
 
     def close(self) -> None:
+        if self._ended:
+            return
         self._closing = True
-        self._queue.put_nowait(None)
+        if self._sink is not None:
+            self._ended = True
+            self._sink(None)
+        else:
+            self._queue.put_nowait(None)
+
+    def forward_to(self, sink: Callable[[Outbound | None], None]) -> None:
+        """From now on every item goes straight to `sink`, in order, and None once the channel
+        is closed, instead of waiting in the queue for `next_batch`: a host that carries many
+        sockets on one stream needs no reader per socket (`actors.link`)."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            sink(item)
+            if item is None:
+                self._ended = True
+                return
+        self._sink = sink
 
     async def next_batch(self, max_items: int = 256) -> list[Outbound] | None:
         """The next items in order, or None once the channel is closed and drained."""

@@ -16,6 +16,7 @@ from actors.channel import Outbound
 from actors.connection import ConnectionActor, SocketTicket
 from actors.desk import READ_QUEUED, CounsellorDesk, Peers, PersonCall
 from actors.limits import SlidingWindow
+from actors.link import LinkSink
 from actors.turn import OutputScreen
 from haven.backends import ReplyGenerator, RiskAssessor
 from haven.errors import HavenError
@@ -188,8 +189,55 @@ class ConnectionHostCore:
                 current.detach(socket_id)
             self._unwatch_accounts()
 
+    async def open(
+        self, user_id: str, socket_id: str, ticket: SocketTicket, link: LinkSink
+    ) -> list[Outbound]:
+        """`attach` for a socket whose items travel on `link` with those of other sockets:
+        returns the first batch (empty once registered, or the refusal's close order), and
+        everything after goes to the link."""
+        actor = await self.actor(user_id)
+        channel = actor.attach(socket_id, ticket)
+        if channel.closing:
+            return await channel.next_batch() or []
+        link.sockets[socket_id] = user_id
+        feed = link.feed(socket_id)
+
+        def forward(item: Outbound | None) -> None:
+            feed(item)
+            if item is None:
+                self._unwatch_accounts()
+
+        channel.forward_to(forward)
+        self._watch_accounts()
+        return []
+
+    async def release(self, link: LinkSink) -> int:
+        """The link ended (its replica stopped reading): detaches the sockets still on it, as a
+        normal close would; returns how many."""
+        link.close()
+        sockets = list(link.sockets.items())
+        link.sockets.clear()
+        for socket_id, user_id in sockets:
+            await self.detach(user_id, socket_id)
+        self._unwatch_accounts()
+        return len(sockets)
+
     async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
         (await self.actor(user_id)).receive(socket_id, frame)
+
+    async def receive_many(self, frames: list[tuple[str, str, ClientFrame]]) -> list[bool]:
+        """Frames of many sockets in one call, in order; for each, whether it was taken (a
+        False is a frame whose user's actor could not be loaded: its socket should close)."""
+        taken: list[bool] = []
+        for user_id, socket_id, frame in frames:
+            try:
+                await self.receive(user_id, socket_id, frame)
+            except Exception:
+                logger.exception("a frame could not reach its ConnectionActor")
+                taken.append(False)
+            else:
+                taken.append(True)
+        return taken
 
     async def reject(self, user_id: str, socket_id: str, error: HavenError) -> None:
         (await self.actor(user_id)).reject(socket_id, error)

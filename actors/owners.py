@@ -1,10 +1,10 @@
-"""Which Gateway replica reads each socket's event stream, and the sockets of replicas that died.
+"""Which Gateway replica reads each link (`actors.link`), and the links of replicas that died.
 
-When the caller of a host's `attach` stream dies (its whole node lost, or the replica killed),
-Ray neither cancels the host's generator nor fails its next `yield`: the socket would stay
-registered for good, hold a place under `max_connections_per_user`, and keep its user from
-ever being evicted. The host therefore pings each owning replica now and then, and detaches the
-sockets of one that is known to be dead, as a normal close would.
+When the caller of a host's `link` stream dies (its whole node lost, or the replica killed),
+Ray neither cancels the host's generator nor fails its next `yield`: the link's sockets would
+stay registered for good, hold places under `max_connections_per_user`, and keep their users
+from ever being evicted. The host therefore pings each owning replica now and then, and ends
+the links of one that is known to be dead, detaching their sockets as a normal close would.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class GatewayRef:
 
 # True only when the replica is known to be gone; raises when that cannot be told right now.
 IsGone = Callable[[GatewayRef], Awaitable[bool]]
-Detach = Callable[[str, str], Awaitable[None]]
+Release = Callable[[str], Awaitable[int]]
 
 
 async def actor_gone(owner: GatewayRef, timeout_s: float = 10.0) -> bool:
@@ -53,23 +53,26 @@ async def actor_gone(owner: GatewayRef, timeout_s: float = 10.0) -> bool:
 
 
 class GatewayOwners:
-    def __init__(self, is_gone: IsGone, detach: Detach) -> None:
+    """The owner of each link held by a host; `release(link_id)` ends a link and returns how
+    many sockets that detached."""
+
+    def __init__(self, is_gone: IsGone, release: Release) -> None:
         self._is_gone = is_gone
-        self._detach = detach
-        self._sockets: dict[tuple[str, str], GatewayRef] = {}
+        self._release = release
+        self._links: dict[str, GatewayRef] = {}
 
     def __len__(self) -> int:
-        return len(self._sockets)
+        return len(self._links)
 
-    def add(self, owner: GatewayRef, user_id: str, socket_id: str) -> None:
-        self._sockets[(user_id, socket_id)] = owner
+    def add(self, owner: GatewayRef, link_id: str) -> None:
+        self._links[link_id] = owner
 
-    def discard(self, user_id: str, socket_id: str) -> None:
-        self._sockets.pop((user_id, socket_id), None)
+    def discard(self, link_id: str) -> None:
+        self._links.pop(link_id, None)
 
     async def sweep(self) -> int:
-        """Detaches every socket whose owner is known to be gone; returns how many."""
-        owners = list(set(self._sockets.values()))
+        """Ends every link whose owner is known to be gone; returns the sockets detached."""
+        owners = list(set(self._links.values()))
         # All at once: one replica that does not answer must not hold up the others.
         answers = await asyncio.gather(*map(self._is_gone, owners), return_exceptions=True)
         detached = 0
@@ -80,14 +83,15 @@ class GatewayOwners:
                 continue
             if not gone:
                 continue
-            orphans = [key for key, held_by in self._sockets.items() if held_by == owner]
+            orphans = [link_id for link_id, held_by in self._links.items() if held_by == owner]
+            released = 0
+            for link_id in orphans:
+                self.discard(link_id)
+                released += await self._release(link_id)
             logger.warning(
-                "Gateway replica %s is gone: detaching %d sockets", owner.actor_id, len(orphans)
+                "Gateway replica %s is gone: detached %d sockets", owner.actor_id, released
             )
-            for user_id, socket_id in orphans:
-                self.discard(user_id, socket_id)
-                await self._detach(user_id, socket_id)
-                detached += 1
+            detached += released
         return detached
 
     async def watch(self, period_s: float) -> None:
@@ -96,4 +100,4 @@ class GatewayOwners:
             try:
                 await self.sweep()
             except Exception:
-                logger.exception("sweeping the sockets of lost Gateway replicas failed")
+                logger.exception("sweeping the links of lost Gateway replicas failed")

@@ -8,8 +8,10 @@ or node the sockets arrive on.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import ray
@@ -22,18 +24,25 @@ from actors.channel import Outbound
 from actors.connection import SocketTicket
 from actors.desk import PersonCall
 from actors.host import ConnectionHostCore
+from actors.link import Envelope, LinkDemux, LinkLost, LinkSink
 from actors.owners import GatewayOwners, GatewayRef, actor_gone
 from actors.peers import PeerHosts, RayPeers
 from deployments.clients import ServeReplyGenerator, ServeRiskAssessor
 from haven import gc_policy, loop_probe
+from haven.call_coalescer import CallCoalescer
 from haven.errors import HavenError
 from haven.protocol import ClientFrame, EscalationQueued, ServerEventBase, SessionHistory
 from haven.settings import Settings
 from haven.storage.master_key import master_keys
 from haven.storage.store import Store
 
-# Every open socket holds one concurrent call (its event stream) on its host.
+# Concurrent calls on a host: a link per Gateway replica, and each socket's calls in flight.
 HOST_MAX_CONCURRENCY = 100_000
+# How long `open` waits for its link's stream to start on the host.
+LINK_START_S = 10.0
+# Frames of many sockets go to a host together while earlier calls are out (`CallCoalescer`).
+FRAMES_IN_FLIGHT = 2
+FRAMES_PER_CALL = 256
 
 
 def host_index(user_id: str, pool_size: int) -> int:
@@ -118,30 +127,57 @@ class ConnectionHost:
         )
         peers.unreachable = self._core.counsellor_unreachable
         self._check_s = settings.gateway_check_s
-        self._owners = GatewayOwners(actor_gone, self._core.detach)
+        self._links: dict[str, LinkSink] = {}
+        self._owners = GatewayOwners(actor_gone, self._release)
         self._watch: asyncio.Task[None] | None = None
         # Started: what exists now lives as long as the host (`haven.gc_policy`).
         gc_policy.settle()
 
-    async def attach(
-        self,
-        user_id: str,
-        socket_id: str,
-        ticket: SocketTicket,
-        owner: GatewayRef | None = None,
-    ) -> AsyncIterator[list[Outbound]]:
+    async def link(
+        self, link_id: str, owner: GatewayRef | None = None
+    ) -> AsyncIterator[list[Envelope]]:
+        """The one stream that carries the items of every socket a Gateway replica opens here
+        with this `link_id` (`actors.link`)."""
         loop_probe.start()
+        sink = self._links.setdefault(link_id, LinkSink())
         if owner is not None:
-            self._owners.add(owner, user_id, socket_id)
+            self._owners.add(owner, link_id)
             if self._watch is None:
                 self._watch = asyncio.get_running_loop().create_task(
                     self._owners.watch(self._check_s)
                 )
         try:
-            async for batch in self._core.attach(user_id, socket_id, ticket):
-                yield batch
+            while (envelopes := await sink.next()) is not None:
+                yield envelopes
         finally:
-            self._owners.discard(user_id, socket_id)
+            # Also reached when the replica cancels the stream.
+            self._owners.discard(link_id)
+            await self._release(link_id)
+
+    async def open(
+        self, user_id: str, socket_id: str, ticket: SocketTicket, link_id: str
+    ) -> list[Outbound]:
+        sink = await self._sink(link_id)
+        return await self._core.open(user_id, socket_id, ticket, sink)
+
+    async def _sink(self, link_id: str) -> LinkSink:
+        # The replica starts the link's stream before its first `open`, but Ray may start the
+        # two calls on this actor in either order.
+        deadline = asyncio.get_running_loop().time() + LINK_START_S
+        while (sink := self._links.get(link_id)) is None:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise LinkLost(f"link {link_id} is not open here")
+            await asyncio.sleep(0.01)
+        if sink.closed:
+            raise LinkLost(f"link {link_id} has ended")
+        return sink
+
+    async def _release(self, link_id: str) -> int:
+        sink = self._links.pop(link_id, None)
+        return await self._core.release(sink) if sink is not None else 0
+
+    async def receive_many(self, frames: list[tuple[str, str, ClientFrame]]) -> list[bool]:
+        return await self._core.receive_many(frames)
 
     async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
         await self._core.receive(user_id, socket_id, frame)
@@ -231,6 +267,66 @@ class HostPool:
         self._hosts.pop(index, None)
 
 
+class HostLink:
+    """A Gateway replica's traffic with one host: the `link` stream that brings every socket's
+    items (handed out by a `LinkDemux`), and inbound frames sent together (`CallCoalescer`)."""
+
+    def __init__(
+        self,
+        host: ActorHandle,
+        owner: GatewayRef | None,
+        on_lost: Callable[[HostLink, BaseException], None],
+    ) -> None:
+        self.host = host
+        self.id = uuid.uuid4().hex
+        self.demux = LinkDemux()
+        self._on_lost = on_lost
+        self._frames: CallCoalescer[tuple[str, str, ClientFrame], bool] = CallCoalescer(
+            self._send_frames, max_in_flight=FRAMES_IN_FLIGHT, max_items=FRAMES_PER_CALL
+        )
+        stream: Any = host.link.options(num_returns="streaming").remote(self.id, owner)
+        self._reader: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            self._read(stream)
+        )
+
+    async def _read(self, stream: Any) -> None:
+        error: BaseException
+        try:
+            async for ref in stream:
+                self.demux.dispatch(await ref)
+            error = LinkLost("the host ended the link")
+        except asyncio.CancelledError:
+            error = LinkLost("the link was closed")
+            raise
+        except Exception as failure:
+            error = failure
+        finally:
+            self.demux.lose(error)
+            self._on_lost(self, error)
+
+    async def attach(
+        self, user_id: str, socket_id: str, ticket: SocketTicket
+    ) -> AsyncIterator[list[Outbound]]:
+        self.demux.register(socket_id)
+        try:
+            yield await self.host.open.remote(user_id, socket_id, ticket, self.id)
+            async for batch in self.demux.items(socket_id):
+                yield batch
+        finally:
+            self.demux.unregister(socket_id)
+
+    async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
+        if not await self._frames.submit((user_id, socket_id, frame)):
+            raise LinkLost("the host could not take a frame")
+
+    async def _send_frames(self, frames: list[tuple[str, str, ClientFrame]]) -> list[bool]:
+        taken: list[bool] = await self.host.receive_many.remote(frames)
+        return taken
+
+    def close(self) -> None:
+        self._reader.cancel()
+
+
 class RayConnections:
     """`Connections` over the pool of named host actors, created on first use."""
 
@@ -246,12 +342,34 @@ class RayConnections:
         self._pool = HostPool(settings, classifier, generator, name_prefix, gateway)
         # This Gateway replica, so a host can drop its sockets should the replica die.
         self._owner = GatewayRef.current()
+        self._links: dict[int, HostLink] = {}
 
     def host(self, index: int) -> ActorHandle:
         return self._pool.host(index)
 
     def host_for(self, user_id: str) -> ActorHandle:
         return self.host(host_index(user_id, self._settings.connection_hosts))
+
+    def link(self, index: int) -> HostLink:
+        link = self._links.get(index)
+        if link is None:
+            link = HostLink(self.host(index), self._owner, functools.partial(self._lost, index))
+            self._links[index] = link
+        return link
+
+    def _lost(self, index: int, link: HostLink, error: BaseException) -> None:
+        if self._links.get(index) is link:
+            del self._links[index]
+            if isinstance(error, RayActorError):
+                # The host died: the next socket starts a fresh one (rebuilt from storage).
+                self._pool.forget(index)
+
+    def _host_died(self, index: int) -> None:
+        """Forgets the host's handle and link: the next socket starts a fresh host."""
+        link = self._links.pop(index, None)
+        if link is not None:
+            link.close()
+        self._pool.forget(index)
 
     async def attach(
         self, user_id: str, socket_id: str, ticket: SocketTicket
@@ -260,26 +378,21 @@ class RayConnections:
         # A handle may point at a host that died while no socket of ours used it: the first
         # call finds out, and one fresh host (rebuilt from storage) gets the socket instead.
         for attempt in range(2):
-            stream: Any = (
-                self.host(index)
-                .attach.options(num_returns="streaming")
-                .remote(user_id, socket_id, ticket, self._owner)
-            )
             started = False
             try:
-                async for ref in stream:
-                    batch = await ref
+                async for batch in self.link(index).attach(user_id, socket_id, ticket):
                     started = True
                     yield batch
                 return
             except RayActorError:
-                # The host died: forget its handle so the next socket starts a new one.
-                self._pool.forget(index)
+                self._host_died(index)
                 if started or attempt == 1:
                     raise
 
     async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
-        await self.host_for(user_id).receive.remote(user_id, socket_id, frame)
+        await self.link(host_index(user_id, self._settings.connection_hosts)).receive(
+            user_id, socket_id, frame
+        )
 
     async def reject(self, user_id: str, socket_id: str, error: HavenError) -> None:
         await self.host_for(user_id).reject.remote(user_id, socket_id, error)

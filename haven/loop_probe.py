@@ -54,7 +54,7 @@ def _write(path: str, record: dict[str, Any]) -> None:
 
 
 def _title() -> str:
-    """The process's title as `ps` shows it: Ray sets "ray::ConnectionHost.attach" and such."""
+    """The process's title as `ps` shows it: Ray sets "ray::ConnectionHost.link" and such."""
     try:
         with open("/proc/self/cmdline", "rb") as cmdline:
             name = cmdline.read().split(b"\0")[0].decode(errors="replace")

@@ -1,8 +1,8 @@
 """A ConnectionHost lets go of the sockets of a Gateway replica that died, on real Ray.
 
-Ray does not end a host's `attach` stream when the actor reading it dies, so without the host's
-own check the socket would stay registered forever. A plain named actor stands in for the
-Gateway replica: it opens the stream, then is killed."""
+Ray does not end a host's `link` stream when the actor reading it dies, so without the host's
+own check the link's sockets would stay registered forever. A plain named actor stands in for
+the Gateway replica: it opens sockets through its link, then is killed."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ray.actor import ActorHandle
 
 from actors.connection import SocketTicket
 from actors.owners import GatewayRef
-from actors.pool import ConnectionHost, host_actor_options
+from actors.pool import ConnectionHost, HostLink, host_actor_options
 from haven.settings import Settings
 from haven.storage import migrate
 from haven.storage.store import Store
@@ -36,18 +36,17 @@ class NoModels:
 
 
 class FakeGateway:
-    """Reads one socket's stream from the host, as `RayConnections.attach` does."""
+    """Opens sockets on the host through one link, as `RayConnections` does."""
 
     def __init__(self, host: ActorHandle) -> None:
         self._host = host
         self._batches = 0
+        self._link: HostLink | None = None
 
     async def open(self, user_id: str, socket_id: str) -> None:
-        stream: Any = self._host.attach.options(num_returns="streaming").remote(
-            user_id, socket_id, SocketTicket(), GatewayRef.current()
-        )
-        async for ref in stream:
-            await ref
+        if self._link is None:
+            self._link = HostLink(self._host, GatewayRef.current(), lambda *_: None)
+        async for _batch in self._link.attach(user_id, socket_id, SocketTicket()):
             self._batches += 1
 
     def batches(self) -> int:
@@ -106,7 +105,7 @@ def test_host_detaches_the_sockets_of_a_killed_gateway(ray_local: None, tmp_path
 
         assert _wait_for(lambda: sockets() == 3, 30), sockets()
 
-        # Each stream delivers its first (registration) batch. The host counts a socket before
+        # Each socket gets its first (registration) batch. The host counts a socket before
         # that batch reaches the replica, so the count alone does not say it arrived.
         def batches() -> tuple[int, int]:
             return ray.get(doomed.batches.remote()), ray.get(kept.batches.remote())

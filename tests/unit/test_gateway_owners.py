@@ -1,4 +1,4 @@
-"""A host drops the sockets of Gateway replicas that died, and only those."""
+"""A host drops the links (and sockets) of Gateway replicas that died, and only those."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from actors.connection import SocketTicket
 from actors.host import ConnectionHostCore
+from actors.link import LinkSink
 from actors.owners import GatewayOwners, GatewayRef
 from haven.settings import Settings
 from haven.storage import migrate
@@ -36,46 +37,49 @@ def no_screen(text: str, *, at_risk: bool = False) -> str | None:
     return None
 
 
-class Detached:
+class Released:
+    """Stands in for the host: each link holds two sockets."""
+
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
+        self.links: list[str] = []
 
-    async def __call__(self, user_id: str, socket_id: str) -> None:
-        self.calls.append((user_id, socket_id))
+    async def __call__(self, link_id: str) -> int:
+        self.links.append(link_id)
+        return 2
 
 
-async def test_sockets_of_a_dead_gateway_are_detached_and_live_ones_stay() -> None:
-    lookups, detached = Lookups(), Detached()
-    owners = GatewayOwners(lookups, detached)
-    owners.add(DEAD, "ana", "s1")
-    owners.add(DEAD, "bo", "s2")
-    owners.add(LIVE, "ana", "s3")
+async def test_links_of_a_dead_gateway_are_released_and_live_ones_stay() -> None:
+    lookups, released = Lookups(), Released()
+    owners = GatewayOwners(lookups, released)
+    owners.add(DEAD, "l1")
+    owners.add(DEAD, "l2")
+    owners.add(LIVE, "l3")
 
-    assert await owners.sweep() == 2
-    assert sorted(detached.calls) == [("ana", "s1"), ("bo", "s2")]
-    # One lookup per replica, not per socket.
+    assert await owners.sweep() == 4
+    assert sorted(released.links) == ["l1", "l2"]
+    # One lookup per replica, not per link.
     assert sorted(o.actor_id for o in lookups.asked) == sorted([DEAD.actor_id, LIVE.actor_id])
     assert len(owners) == 1
 
-    # Already detached sockets are not detached twice.
+    # Links already released are not released twice.
     assert await owners.sweep() == 0
-    assert len(detached.calls) == 2
+    assert len(released.links) == 2
 
 
-async def test_a_failed_lookup_detaches_nothing() -> None:
-    detached = Detached()
-    owners = GatewayOwners(Lookups(), detached)
-    owners.add(UNSURE, "ana", "s1")
+async def test_a_failed_lookup_releases_nothing() -> None:
+    released = Released()
+    owners = GatewayOwners(Lookups(), released)
+    owners.add(UNSURE, "l1")
     assert await owners.sweep() == 0
-    assert detached.calls == [] and len(owners) == 1
+    assert released.links == [] and len(owners) == 1
 
 
-async def test_a_socket_closed_normally_is_no_longer_watched() -> None:
-    detached = Detached()
-    owners = GatewayOwners(Lookups(), detached)
-    owners.add(DEAD, "ana", "s1")
-    owners.discard("ana", "s1")
-    assert await owners.sweep() == 0 and detached.calls == []
+async def test_a_link_ended_normally_is_no_longer_watched() -> None:
+    released = Released()
+    owners = GatewayOwners(Lookups(), released)
+    owners.add(DEAD, "l1")
+    owners.discard("l1")
+    assert await owners.sweep() == 0 and released.links == []
 
 
 async def _until(check: Callable[[], bool]) -> None:
@@ -84,15 +88,15 @@ async def _until(check: Callable[[], bool]) -> None:
 
 
 async def test_watch_keeps_sweeping_until_cancelled() -> None:
-    detached = Detached()
-    owners = GatewayOwners(Lookups(), detached)
+    released = Released()
+    owners = GatewayOwners(Lookups(), released)
     watch = asyncio.get_running_loop().create_task(owners.watch(0.01))
-    owners.add(DEAD, "ana", "s1")
-    await asyncio.wait_for(_until(lambda: len(detached.calls) == 1), 5)
-    owners.add(DEAD, "ana", "s2")
-    await asyncio.wait_for(_until(lambda: len(detached.calls) == 2), 5)
+    owners.add(DEAD, "l1")
+    await asyncio.wait_for(_until(lambda: len(released.links) == 1), 5)
+    owners.add(DEAD, "l2")
+    await asyncio.wait_for(_until(lambda: len(released.links) == 2), 5)
     watch.cancel()
-    assert detached.calls == [("ana", "s1"), ("ana", "s2")]
+    assert released.links == ["l1", "l2"]
 
 
 async def test_detaching_an_orphan_frees_its_place_and_lets_the_user_go(
@@ -103,15 +107,15 @@ async def test_detaching_an_orphan_frees_its_place_and_lets_the_user_go(
     store = Store.from_url(settings.resolved_database_url)
     user = await store.create_user("ana", "hash")
     core = ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator(), no_screen)
-    owners = GatewayOwners(Lookups(), core.detach)
+    link = LinkSink()
+    owners = GatewayOwners(Lookups(), lambda _link_id: core.release(link))
 
-    orphan = core.attach(user.id, "s1", SocketTicket())
-    owners.add(DEAD, user.id, "s1")
-    assert await anext(orphan) == []
+    owners.add(DEAD, "l1")
+    assert await core.open(user.id, "s1", SocketTicket(), link) == []
     assert core.socket_count == 1 and core.user_count == 1
 
     assert await owners.sweep() == 1
-    assert [batch async for batch in orphan] == []
+    assert link.closed and link.sockets == {}
     assert core.socket_count == 0 and core.user_count == 0
 
     # The place it held is free again.

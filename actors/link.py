@@ -1,0 +1,132 @@
+"""One event stream per Gateway replica and host, carrying every socket's outbound items.
+
+A Ray streaming call held open for a socket's whole life costs memory on both sides (measured
+by `bench/ray_streams.py`: about 45 KiB in the caller and 58 KiB in the callee per open call),
+and a Gateway replica held one per socket. Instead, each replica opens one `link` stream to each
+host it uses; the host puts every socket's items on it, tagged with the socket's id, and the
+replica hands each socket its part.
+
+Host side, `LinkSink` gathers what the sockets emit for one replica until the stream takes it:
+a link batch is a list of `(socket_id, items, ended)`, each socket once, its items in order.
+Gateway side, `LinkDemux` puts each socket's part in that socket's queue. Neither knows Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable
+
+from actors.channel import Outbound
+
+# (socket_id, its items in order, whether its stream ends after them)
+Envelope = tuple[str, list[Outbound], bool]
+
+
+class LinkLost(Exception):
+    """The link to a host ended: every socket on it must reconnect (and resume)."""
+
+
+class LinkSink:
+    """Host side of one link: the pending items of the sockets attached through it."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[Outbound]] = {}
+        self._ended: set[str] = set()
+        self._ready = asyncio.Event()
+        self._closed = False
+        # The sockets attached through this link and not yet ended: socket id -> user id.
+        self.sockets: dict[str, str] = {}
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def feed(self, socket_id: str) -> Callable[[Outbound | None], None]:
+        """The sink of one socket's channel (`SocketChannel.forward_to`)."""
+        return functools.partial(self.push, socket_id)
+
+    def push(self, socket_id: str, item: Outbound | None) -> None:
+        """An item of the socket, or None: its stream ends."""
+        if self._closed or socket_id in self._ended:
+            return
+        items = self._pending.setdefault(socket_id, [])
+        if item is None:
+            self._ended.add(socket_id)
+            self.sockets.pop(socket_id, None)
+        else:
+            items.append(item)
+        self._ready.set()
+
+    async def next(self) -> list[Envelope] | None:
+        """Everything pending, or None once the link is closed and drained."""
+        while not self._pending:
+            if self._closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        pending, ended = self._pending, self._ended
+        self._pending, self._ended = {}, set()
+        return [(socket_id, items, socket_id in ended) for socket_id, items in pending.items()]
+
+    def close(self) -> None:
+        """No more items: the stream ends once it has taken what is pending."""
+        self._closed = True
+        self._ready.set()
+
+
+_Part = list[Outbound] | None | BaseException
+
+
+class LinkDemux:
+    """Gateway side of one link: each socket's part of the link's batches, in its own queue."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, asyncio.Queue[_Part]] = {}
+        self._lost: BaseException | None = None
+
+    def __len__(self) -> int:
+        return len(self._queues)
+
+    @property
+    def lost(self) -> bool:
+        return self._lost is not None
+
+    def register(self, socket_id: str) -> None:
+        """Before the socket is opened at the host, so none of its items can be missed."""
+        queue: asyncio.Queue[_Part] = asyncio.Queue()
+        if self._lost is not None:
+            queue.put_nowait(self._lost)
+        self._queues[socket_id] = queue
+
+    def unregister(self, socket_id: str) -> None:
+        self._queues.pop(socket_id, None)
+
+    def dispatch(self, envelopes: list[Envelope]) -> None:
+        for socket_id, items, ended in envelopes:
+            queue = self._queues.get(socket_id)
+            if queue is None:
+                continue  # the socket has gone here already
+            if items:
+                queue.put_nowait(items)
+            if ended:
+                queue.put_nowait(None)
+
+    def lose(self, error: BaseException) -> None:
+        """The link ended: every socket on it gets `error` after what it already has."""
+        self._lost = error
+        for queue in self._queues.values():
+            queue.put_nowait(error)
+
+    async def items(self, socket_id: str) -> AsyncIterator[list[Outbound]]:
+        """The socket's batches until its stream ends; raises if the link is lost first."""
+        queue = self._queues.get(socket_id)
+        if queue is None:
+            raise KeyError(socket_id)
+        while True:
+            part = await queue.get()
+            if part is None:
+                return
+            if isinstance(part, BaseException):
+                raise part
+            yield part
