@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 from collections.abc import Sequence
 
 import pytest
@@ -200,6 +201,30 @@ async def test_a_call_runs_in_the_coalescers_context_not_a_callers() -> None:
 
     assert await asyncio.gather(as_turn("a", 0), as_turn("b", 1)) == ["r0", "r1"]
     assert remote.tags == [None, None]
+
+
+async def test_finished_calls_leave_nothing_for_the_garbage_collector() -> None:
+    """Each cycle a call left behind would wait for a collection, and a collection pauses
+    every socket of the process (docs/benchmarks.md)."""
+
+    async def send(items: list[int]) -> list[int]:
+        await asyncio.sleep(0)
+        return items
+
+    calls = CallCoalescer(send)
+    for item in range(10):  # first use: the event loop's own lazily built objects
+        await calls.submit(item)
+    gc.collect()
+    gc.disable()
+    try:
+        results = await asyncio.gather(*(calls.submit(item) for item in range(200)))
+        for item in range(200):
+            await calls.submit(item)
+        await asyncio.sleep(0)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert results == list(range(200))
 
 
 def test_bounds_must_be_positive() -> None:
