@@ -2,6 +2,8 @@
 
 - `peer_process`: a peer in a subprocess (the FastAPI echo under uvicorn, or Node's
   Socket.IO), ready once its port accepts connections; memory is the RSS of its process tree.
+- `serve_echo_server`: the same FastAPI echo as a Ray Serve ingress behind Serve's proxy (one
+  replica, Haven's proxy settings); memory is the RSS of the proxy and the replica.
 - `haven_server`: serve_config.yaml on a local Ray cluster (`bench.local_haven`), the generator
   on the scripted OpenAI-compatible server (no turn runs), users written straight into the store
   with one precomputed argon2 hash and tokens minted with the run's JWT secret; memory is the RSS
@@ -135,6 +137,50 @@ def socketio_server() -> Iterator[Server]:
                 "ws": "websocket transport only, perMessageDeflate off (Socket.IO's default)",
             },
         )
+
+
+@contextmanager
+def serve_echo_server(exclude: set[int]) -> Iterator[Server]:
+    import ray
+    from ray import serve
+
+    from bench.local_haven import free_port
+    from bench.peers.echo_serve import APP
+    from deployments import proxy_hooks
+
+    port = free_port()
+    # The proxy reads its WebSocket limits from the environment Ray's processes inherit.
+    proxy_hooks.install()
+    ray.init(address="local", include_dashboard=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(APP, name="echo", route_prefix="/")
+        wait_port(port)
+
+        def rss() -> dict[str, int]:
+            sample = sample_rss(exclude)
+            by_title = sample["by_title"]
+            path = sum(v for t, v in by_title.items() if t.endswith(("ProxyActor", ":Echo")))
+            return {
+                "server": path,
+                "ray_tree": sample["total"],
+                **{f"ray_process:{title}": value for title, value in by_title.items()},
+            }
+
+        yield Server(
+            name="serve_echo",
+            kind="echo",
+            urls=lambda n: [f"ws://127.0.0.1:{port}/ws"] * n,
+            rss=rss,
+            cpu=lambda: cpu_seconds(exclude, None),
+            about={
+                "versions": {"ray": ray.__version__},
+                "ws": "the FastAPI echo as a Serve ingress (one replica), Haven's proxy settings",
+            },
+        )
+    finally:
+        serve.shutdown()
+        ray.shutdown()
 
 
 async def _create_users(database_url: str, count: int, prefix: str) -> list[str]:

@@ -9,7 +9,9 @@ The benchmark starts each server itself, on loopback, one after another, with th
 1. `uvicorn_echo`: a plain FastAPI app under uvicorn with the WebSocket settings of Haven's
    Serve proxy (`bench/peers/echo_fastapi.py`);
 2. `socketio`: Node.js Socket.IO, websocket transport only (`bench/peers/socketio_server.js`);
-3. `haven`: serve_config.yaml on a local Ray cluster, authenticated sockets on `/ws`, five per
+3. `serve_echo`: the same FastAPI echo as a Ray Serve ingress behind Serve's proxy
+   (`bench/peers/echo_serve.py`): what Serve itself costs per socket, without Haven;
+4. `haven`: serve_config.yaml on a local Ray cluster, authenticated sockets on `/ws`, five per
    account (Haven's per-user limit, so no setting is raised).
 
 Per server: the RSS of its processes before, `--sockets` sockets opened at `--rate` a second by
@@ -46,10 +48,11 @@ from bench.socket_servers import (  # noqa: E402
     Server,
     echo_server,
     haven_server,
+    serve_echo_server,
     socketio_server,
 )
 
-SERVERS = ("uvicorn_echo", "socketio", "haven")
+SERVERS = ("uvicorn_echo", "socketio", "serve_echo", "haven")
 
 
 def log(message: str) -> None:
@@ -169,7 +172,6 @@ def _busy_pct(before: Any, after: Any) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import psutil
 
     out: dict[str, Any] = {
         "bench": "sockets",
@@ -200,8 +202,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 context = echo_server()
             elif name == "socketio":
                 context = socketio_server()
+            elif name == "serve_echo":
+                context = serve_echo_server(_children())
             else:
-                context = _haven(args, exclude={p.pid for p in psutil.Process().children(True)})
+                context = _haven(args, exclude=_children())
             try:
                 with context as server:
                     out["servers"][name] = measure(server, pool, args)
@@ -213,6 +217,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pool.stop()
     out.update(summary(out["servers"]))
     return out
+
+
+def _children() -> set[int]:
+    """This process's children so far (the client processes): not the server's."""
+    import psutil
+
+    return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
 @contextlib.contextmanager
