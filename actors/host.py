@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from actors.channel import Outbound
 from actors.connection import ConnectionActor, SocketTicket
 from actors.desk import READ_QUEUED, CounsellorDesk, Peers, PersonCall
 from actors.limits import SlidingWindow
-from actors.link import LinkSink
+from actors.link import Deliver, LinkSink
 from actors.turn import OutputScreen
 from haven.backends import ReplyGenerator, RiskAssessor
 from haven.errors import HavenError
@@ -38,12 +38,12 @@ logger = logging.getLogger(__name__)
 class Connections(Protocol):
     """What the Gateway needs from wherever the users' ConnectionActors live."""
 
-    def attach(
-        self, user_id: str, socket_id: str, ticket: SocketTicket
-    ) -> AsyncIterator[list[Outbound]]:
-        """Outbound items for this socket, in batches. The first batch is empty once the socket
-        is registered (it will receive every event of the user from then on), or holds the
-        close order of a refused socket."""
+    async def open(
+        self, user_id: str, socket_id: str, ticket: SocketTicket, deliver: Deliver
+    ) -> list[Outbound]:
+        """Registers the socket with the user's actor. Returns the first batch: empty once the
+        socket is registered (it will receive every event of the user from then on, through
+        `deliver`, and None once its stream ends), or the close order of a refused socket."""
         ...
 
     async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None: ...
@@ -171,43 +171,26 @@ class ConnectionHostCore:
         self._retiring[user_id] = task
         task.add_done_callback(lambda _: self._retiring.pop(user_id, None))
 
-    async def attach(
-        self, user_id: str, socket_id: str, ticket: SocketTicket
-    ) -> AsyncIterator[list[Outbound]]:
-        actor = await self.actor(user_id)
-        channel = actor.attach(socket_id, ticket)
-        self._watch_accounts()
-        try:
-            first = await channel.next_batch() if channel.closing else []
-            yield first or []
-            while (batch := await channel.next_batch()) is not None:
-                yield batch
-        finally:
-            # Also reached when the consumer goes away without detaching.
-            current = self._actors.get(user_id)
-            if current is not None:
-                current.detach(socket_id)
-            self._unwatch_accounts()
-
-    async def open(
-        self, user_id: str, socket_id: str, ticket: SocketTicket, link: LinkSink
+    async def open_socket(
+        self,
+        user_id: str,
+        socket_id: str,
+        ticket: SocketTicket,
+        forward: Callable[[Outbound | None], None],
     ) -> list[Outbound]:
-        """`attach` for a socket whose items travel on `link` with those of other sockets:
-        returns the first batch (empty once registered, or the refusal's close order), and
-        everything after goes to the link."""
+        """Registers a socket whose items go to `forward` one by one (None once it is closed):
+        returns the first batch, empty once registered or the refusal's close order."""
         actor = await self.actor(user_id)
         channel = actor.attach(socket_id, ticket)
         if channel.closing:
             return await channel.next_batch() or []
-        link.sockets[socket_id] = user_id
-        feed = link.feed(socket_id)
 
-        def forward(item: Outbound | None) -> None:
-            feed(item)
+        def forward_and_unwatch(item: Outbound | None) -> None:
+            forward(item)
             if item is None:
                 self._unwatch_accounts()
 
-        channel.forward_to(forward)
+        channel.forward_to(forward_and_unwatch)
         self._watch_accounts()
         return []
 
@@ -447,3 +430,11 @@ class _SameHost:
 
 class LocalConnections(ConnectionHostCore):
     """`Connections` served in this process (tests, and a single-process run)."""
+
+    async def open(
+        self, user_id: str, socket_id: str, ticket: SocketTicket, deliver: Deliver
+    ) -> list[Outbound]:
+        def forward(item: Outbound | None) -> None:
+            deliver(None if item is None else [item])
+
+        return await self.open_socket(user_id, socket_id, ticket, forward)

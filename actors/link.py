@@ -8,14 +8,14 @@ replica hands each socket its part.
 
 Host side, `LinkSink` gathers what the sockets emit for one replica until the stream takes it:
 a link batch is a list of `(socket_id, items, ended)`, each socket once, its items in order.
-Gateway side, `LinkDemux` puts each socket's part in that socket's queue. Neither knows Ray.
+Gateway side, `LinkDemux` hands each socket its part as it comes. Neither knows Ray.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 from actors.channel import Outbound
 
@@ -75,58 +75,50 @@ class LinkSink:
         self._ready.set()
 
 
-_Part = list[Outbound] | None | BaseException
+# What a socket's owner is handed: its next items, None once its stream has ended, or the error
+# that ended the link under it.
+Delivery = list[Outbound] | None | BaseException
+Deliver = Callable[[Delivery], None]
 
 
 class LinkDemux:
-    """Gateway side of one link: each socket's part of the link's batches, in its own queue."""
+    """Gateway side of one link: each socket's part of the link's batches, handed to it."""
 
     def __init__(self) -> None:
-        self._queues: dict[str, asyncio.Queue[_Part]] = {}
+        self._sockets: dict[str, Deliver] = {}
         self._lost: BaseException | None = None
 
     def __len__(self) -> int:
-        return len(self._queues)
+        return len(self._sockets)
 
     @property
     def lost(self) -> bool:
         return self._lost is not None
 
-    def register(self, socket_id: str) -> None:
+    def register(self, socket_id: str, deliver: Deliver) -> None:
         """Before the socket is opened at the host, so none of its items can be missed."""
-        queue: asyncio.Queue[_Part] = asyncio.Queue()
         if self._lost is not None:
-            queue.put_nowait(self._lost)
-        self._queues[socket_id] = queue
+            deliver(self._lost)
+            return
+        self._sockets[socket_id] = deliver
 
     def unregister(self, socket_id: str) -> None:
-        self._queues.pop(socket_id, None)
+        self._sockets.pop(socket_id, None)
 
     def dispatch(self, envelopes: list[Envelope]) -> None:
         for socket_id, items, ended in envelopes:
-            queue = self._queues.get(socket_id)
-            if queue is None:
+            deliver = self._sockets.get(socket_id)
+            if deliver is None:
                 continue  # the socket has gone here already
             if items:
-                queue.put_nowait(items)
+                deliver(items)
             if ended:
-                queue.put_nowait(None)
+                del self._sockets[socket_id]
+                deliver(None)
 
     def lose(self, error: BaseException) -> None:
         """The link ended: every socket on it gets `error` after what it already has."""
         self._lost = error
-        for queue in self._queues.values():
-            queue.put_nowait(error)
-
-    async def items(self, socket_id: str) -> AsyncIterator[list[Outbound]]:
-        """The socket's batches until its stream ends; raises if the link is lost first."""
-        queue = self._queues.get(socket_id)
-        if queue is None:
-            raise KeyError(socket_id)
-        while True:
-            part = await queue.get()
-            if part is None:
-                return
-            if isinstance(part, BaseException):
-                raise part
-            yield part
+        sockets, self._sockets = self._sockets, {}
+        for deliver in sockets.values():
+            deliver(error)

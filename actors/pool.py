@@ -24,7 +24,7 @@ from actors.channel import Outbound
 from actors.connection import SocketTicket
 from actors.desk import PersonCall
 from actors.host import ConnectionHostCore
-from actors.link import Envelope, LinkDemux, LinkLost, LinkSink
+from actors.link import Deliver, Envelope, LinkDemux, LinkLost, LinkSink
 from actors.owners import GatewayOwners, GatewayRef, actor_gone
 from actors.peers import PeerHosts, RayPeers
 from deployments.clients import ServeReplyGenerator, ServeRiskAssessor
@@ -158,7 +158,11 @@ class ConnectionHost:
         self, user_id: str, socket_id: str, ticket: SocketTicket, link_id: str
     ) -> list[Outbound]:
         sink = await self._sink(link_id)
-        return await self._core.open(user_id, socket_id, ticket, sink)
+        first = await self._core.open_socket(user_id, socket_id, ticket, sink.feed(socket_id))
+        if not first:
+            # Registered (a refused socket's first batch is its close order).
+            sink.sockets[socket_id] = user_id
+        return first
 
     async def _sink(self, link_id: str) -> LinkSink:
         # The replica starts the link's stream before its first `open`, but Ray may start the
@@ -304,16 +308,18 @@ class HostLink:
             self.demux.lose(error)
             self._on_lost(self, error)
 
-    async def attach(
-        self, user_id: str, socket_id: str, ticket: SocketTicket
-    ) -> AsyncIterator[list[Outbound]]:
-        self.demux.register(socket_id)
+    async def open(
+        self, user_id: str, socket_id: str, ticket: SocketTicket, deliver: Deliver
+    ) -> list[Outbound]:
+        self.demux.register(socket_id, deliver)
         try:
-            yield await self.host.open.remote(user_id, socket_id, ticket, self.id)
-            async for batch in self.demux.items(socket_id):
-                yield batch
-        finally:
+            first: list[Outbound] = await self.host.open.remote(user_id, socket_id, ticket, self.id)
+        except BaseException:
             self.demux.unregister(socket_id)
+            raise
+        if first:
+            self.demux.unregister(socket_id)  # refused: nothing more comes for it
+        return first
 
     async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
         if not await self._frames.submit((user_id, socket_id, frame)):
@@ -371,23 +377,17 @@ class RayConnections:
             link.close()
         self._pool.forget(index)
 
-    async def attach(
-        self, user_id: str, socket_id: str, ticket: SocketTicket
-    ) -> AsyncIterator[list[Outbound]]:
+    async def open(
+        self, user_id: str, socket_id: str, ticket: SocketTicket, deliver: Deliver
+    ) -> list[Outbound]:
         index = host_index(user_id, self._settings.connection_hosts)
-        # A handle may point at a host that died while no socket of ours used it: the first
-        # call finds out, and one fresh host (rebuilt from storage) gets the socket instead.
-        for attempt in range(2):
-            started = False
-            try:
-                async for batch in self.link(index).attach(user_id, socket_id, ticket):
-                    started = True
-                    yield batch
-                return
-            except RayActorError:
-                self._host_died(index)
-                if started or attempt == 1:
-                    raise
+        try:
+            return await self.link(index).open(user_id, socket_id, ticket, deliver)
+        except RayActorError:
+            # A handle may point at a host that died while no socket of ours used it: one
+            # fresh host (rebuilt from storage) gets the socket instead.
+            self._host_died(index)
+            return await self.link(index).open(user_id, socket_id, ticket, deliver)
 
     async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
         await self.link(host_index(user_id, self._settings.connection_hosts)).receive(

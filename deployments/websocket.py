@@ -1,24 +1,26 @@
-"""`/ws`: check the origin, authenticate, then one reader and one writer task per socket.
+"""`/ws`: check the origin, authenticate, then one reader task per socket, and a writer task
+while the socket has something to write.
 
 The reader checks each frame's size, decodes and validates it, and forwards it to the user's
-ConnectionActor; the writer sends what that actor emits for this socket through a bounded
-outbox. Neither interprets the conversation.
+ConnectionActor; what that actor emits for this socket goes into a bounded outbox, whose writer
+sends it. Neither interprets the conversation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketState
 
 from actors.channel import Close, Outbound
 from actors.connection import SocketTicket
+from actors.link import Delivery
 from deployments.outbox import Outbox
 from deployments.services import GatewayServices
 from haven import metrics
@@ -160,11 +162,14 @@ async def _serve(
         last_seq=_last_seq(websocket),
         role=claims.role,
     )
-    frames = svc.connections.attach(user_id, socket_id, ticket)
+    outbox = Outbox(svc.settings.outbound_queue_bytes, functools.partial(_write, websocket, codec))
     try:
-        # The first batch confirms this socket is registered with the user's actor, so no event
-        # of a turn started from here can be missed; or it holds the refusal.
-        first = await anext(frames)
+        # The answer confirms this socket is registered with the user's actor, so no event of
+        # a turn started from here can be missed (what comes meanwhile waits in the outbox);
+        # or it holds the refusal.
+        first = await svc.connections.open(
+            user_id, socket_id, ticket, functools.partial(_deliver, outbox, log_fields)
+        )
     except Exception:
         logger.exception("could not attach a socket", extra=log_fields)
         await _close_with(websocket, codec, HavenError(), CloseCode.SERVICE_RESTART)
@@ -172,63 +177,47 @@ async def _serve(
     refusal = next((item for item in first if isinstance(item, Close)), None)
     if refusal is not None:
         await _send_close(websocket, codec, refusal)
-        with contextlib.suppress(BaseException):
-            await frames.aclose()  # type: ignore[attr-defined]
         return
     encoding = SUBPROTOCOL_MSGPACK if codec is Codec.MSGPACK else None
     await _send(websocket, codec, Connection(encoding=encoding).to_json())
-    outbox = Outbox(svc.settings.outbound_queue_bytes)
     websocket.scope[_OUTBOX_KEY] = outbox  # a stopping Gateway ends the socket through it
-    pump = asyncio.create_task(_pump(frames, outbox, log_fields))
-    writer = asyncio.create_task(_write(websocket, outbox, codec))
     reader = asyncio.create_task(_read(websocket, svc, user_id, socket_id, codec))
+    # Once the outbox has written a close order (or the client is gone), reading ends too.
+    outbox.start(on_finished=reader.cancel)
     try:
-        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+        await asyncio.wait({reader})
+        if not reader.cancelled() and reader.exception() is not None:
             logger.error("socket reader failed", exc_info=reader.exception(), extra=log_fields)
             outbox.put(Close(CloseCode.SERVICE_RESTART))
-            await asyncio.wait({writer}, timeout=5)
+            await outbox.wait_finished(5)
     finally:
         reader.cancel()
         with contextlib.suppress(Exception):
             await svc.connections.detach(user_id, socket_id)
-        # Detaching ends the event stream; give the writer a moment to flush, then stop.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(pump), timeout=5)
-        await asyncio.wait({writer}, timeout=1)
-        for task in (pump, writer):
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await frames.aclose()  # type: ignore[attr-defined]
+        # Detaching ends the event stream: give the writer a moment to flush, then stop.
+        await outbox.wait_finished(5)
+        outbox.abort()
         await _close(websocket, CloseCode.NORMAL)
 
 
-async def _pump(
-    frames: AsyncIterator[list[Outbound]], outbox: Outbox, log_fields: dict[str, str]
-) -> None:
-    try:
-        async for batch in frames:
-            for item in batch:
-                outbox.put(item)
-    except Exception:
+def _deliver(outbox: Outbox, log_fields: dict[str, str], part: Delivery) -> None:
+    """What the user's actor sends this socket: items, then None once its stream ends."""
+    if isinstance(part, BaseException):
         # The user's host went away: the client should reconnect (and resume) elsewhere.
-        logger.warning(
-            "event stream of a socket ended with an error", exc_info=True, extra=log_fields
-        )
-    outbox.end(CloseCode.SERVICE_RESTART)
+        logger.warning("event stream of a socket ended with an error: %r", part, extra=log_fields)
+        outbox.end(CloseCode.SERVICE_RESTART)
+    elif part is None:
+        outbox.end(CloseCode.SERVICE_RESTART)
+    else:
+        for item in part:
+            outbox.put(item)
 
 
-async def _write(websocket: WebSocket, outbox: Outbox, codec: Codec) -> None:
-    try:
-        while True:
-            item = await outbox.get()
-            if isinstance(item, Close):
-                await _send_close(websocket, codec, item)
-                return
-            await _send(websocket, codec, item)
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        # The client went away mid-send; the reader sees the disconnect and cleans up.
-        return
+async def _write(websocket: WebSocket, codec: Codec, item: Outbound) -> None:
+    if isinstance(item, Close):
+        await _send_close(websocket, codec, item)
+    else:
+        await _send(websocket, codec, item)
 
 
 async def _read(

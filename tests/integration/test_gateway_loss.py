@@ -46,8 +46,8 @@ class FakeGateway:
     async def open(self, user_id: str, socket_id: str) -> None:
         if self._link is None:
             self._link = HostLink(self._host, GatewayRef.current(), lambda *_: None)
-        async for _batch in self._link.attach(user_id, socket_id, SocketTicket()):
-            self._batches += 1
+        await self._link.open(user_id, socket_id, SocketTicket(), lambda _: None)
+        self._batches += 1
 
     def batches(self) -> int:
         return self._batches

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from actors.channel import Close, SocketChannel
+from actors.channel import Close, Outbound, SocketChannel
 from actors.connection import SocketTicket
 from actors.desk import PersonCall
 from actors.host import ConnectionHostCore
 from actors.limits import SlidingWindow, TokenBucket
 from actors.pool import host_index
-from deployments.outbox import Outbox
+from deployments.outbox import Outbox, OutboxState
 from haven.protocol import Ping
 from haven.risk import RiskLevel
 from haven.safety_policy import escalates, policy_intent, uses_fixed_reply
@@ -74,15 +73,60 @@ def test_sliding_window_counts_events_within_the_window() -> None:
     assert window.hit() == 0.0 and window.active
 
 
-def test_outbox_over_its_byte_bound_orders_a_slow_consumer_close() -> None:
-    outbox = Outbox(max_bytes=100)
+async def test_outbox_over_its_byte_bound_orders_a_slow_consumer_close() -> None:
+    written: list[Outbound] = []
+
+    async def write(item: Outbound) -> None:
+        written.append(item)
+
+    outbox = Outbox(max_bytes=100, write=write)
     outbox.put("x" * 60)
     outbox.put("y" * 60)
     outbox.put("z")
-    item = asyncio.run(outbox.get())
+    assert outbox.queued_bytes == 0 and outbox.state is OutboxState.CLOSING
+    outbox.start()
+    assert await outbox.wait_finished(5)
+    (item,) = written
     assert isinstance(item, Close) and item.code == 4009
     assert item.frame is not None and '"code":"slow_consumer"' in item.frame
-    assert outbox.queued_bytes == 0
+    assert outbox.state is OutboxState.FINISHED
+
+
+async def test_outbox_writes_nothing_before_it_starts_then_everything_in_order() -> None:
+    written: list[Outbound] = []
+    finished: list[bool] = []
+
+    async def write(item: Outbound) -> None:
+        await asyncio.sleep(0)
+        written.append(item)
+
+    outbox = Outbox(max_bytes=1000, write=write)
+    outbox.put("a")
+    await asyncio.sleep(0.01)
+    assert written == []
+    outbox.start(on_finished=lambda: finished.append(True))
+    outbox.put("b")
+    outbox.end(1012)
+    outbox.put("dropped: after the close order")
+    assert await outbox.wait_finished(5)
+    assert written == ["a", "b", Close(1012)] and finished == [True]
+
+
+async def test_outbox_stops_writing_when_the_client_is_gone() -> None:
+    attempts: list[Outbound] = []
+
+    async def write(item: Outbound) -> None:
+        attempts.append(item)
+        raise OSError("the peer closed the connection")
+
+    outbox = Outbox(max_bytes=1000, write=write)
+    outbox.start()
+    outbox.put("a")
+    outbox.put("b")
+    assert await outbox.wait_finished(5)
+    outbox.put("c")
+    await asyncio.sleep(0.01)
+    assert attempts == ["a"] and outbox.queued_bytes == 0
 
 
 def test_host_index_is_stable_and_spreads_users() -> None:
@@ -120,31 +164,43 @@ async def _core(tmp_path: Path, database_url: str) -> tuple[ConnectionHostCore, 
     return core, store, user.id
 
 
+class Socket:
+    """What a host forwards to one socket, awaited item by item."""
+
+    def __init__(self) -> None:
+        self.items: asyncio.Queue[Outbound | None] = asyncio.Queue()
+
+    def __call__(self, item: Outbound | None) -> None:
+        self.items.put_nowait(item)
+
+    async def next(self) -> Outbound | None:
+        return await asyncio.wait_for(self.items.get(), timeout=5)
+
+
 async def test_idle_user_is_evicted_from_its_host(tmp_path: Path, database_url: str) -> None:
     core, store, user_id = await _core(tmp_path, database_url)
-    frames: AsyncIterator[list] = core.attach(user_id, "s1", SocketTicket())  # type: ignore[type-arg]
-    assert await anext(frames) == []
+    socket = Socket()
+    assert await core.open_socket(user_id, "s1", SocketTicket(), socket) == []
     assert core.user_count == 1
     await core.receive(user_id, "s1", Ping(type="ping"))
-    batch = await anext(frames)
-    assert '"type":"pong"' in batch[0] and '"seq":1' in batch[0]
+    pong = await socket.next()
+    assert isinstance(pong, str) and '"type":"pong"' in pong and '"seq":1' in pong
     await core.detach(user_id, "s1")
-    with pytest.raises(StopAsyncIteration):
-        await anext(frames)
+    assert await socket.next() is None
     assert core.user_count == 0
     await store.close()
 
 
 async def test_revoking_a_token_closes_only_its_sockets(tmp_path: Path, database_url: str) -> None:
     core, store, user_id = await _core(tmp_path, database_url)
-    a = core.attach(user_id, "a", SocketTicket(jti="one"))
-    b = core.attach(user_id, "b", SocketTicket(jti="two"))
-    assert await anext(a) == [] and await anext(b) == []
+    a, b = Socket(), Socket()
+    assert await core.open_socket(user_id, "a", SocketTicket(jti="one"), a) == []
+    assert await core.open_socket(user_id, "b", SocketTicket(jti="two"), b) == []
     assert await core.revoke(user_id, "one") == 1
-    (close,) = await anext(a)
+    close = await a.next()
     assert isinstance(close, Close) and close.code == 4004
     await core.receive(user_id, "b", Ping(type="ping"))
-    assert '"type":"pong"' in (await anext(b))[0]
+    assert '"type":"pong"' in str(await b.next())
     await store.close()
 
 
@@ -155,14 +211,13 @@ async def test_a_socket_attaching_while_a_counsellor_call_loads_the_actor_reache
     # its actor goes idle before the socket resumes: the socket must land on the live actor.
     core, store, user_id = await _core(tmp_path, database_url)
     call = asyncio.ensure_future(core.person(user_id, PersonCall("back", "counsellor-id")))
-    frames: AsyncIterator[list] = core.attach(user_id, "s1", SocketTicket())  # type: ignore[type-arg]
-    first = asyncio.ensure_future(anext(frames))
+    socket = Socket()
+    first = asyncio.ensure_future(core.open_socket(user_id, "s1", SocketTicket(), socket))
     assert await call is None
     assert await first == []
     actor = core.existing(user_id)
     assert actor is not None and actor.socket_count == 1
     await core.receive(user_id, "s1", Ping(type="ping"))
-    batch = await asyncio.wait_for(anext(frames), timeout=5)
-    assert '"type":"pong"' in batch[0]
+    assert '"type":"pong"' in str(await socket.next())
     await core.detach(user_id, "s1")
     await store.close()

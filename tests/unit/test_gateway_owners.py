@@ -111,7 +111,8 @@ async def test_detaching_an_orphan_frees_its_place_and_lets_the_user_go(
     owners = GatewayOwners(Lookups(), lambda _link_id: core.release(link))
 
     owners.add(DEAD, "l1")
-    assert await core.open(user.id, "s1", SocketTicket(), link) == []
+    assert await core.open_socket(user.id, "s1", SocketTicket(), link.feed("s1")) == []
+    link.sockets["s1"] = user.id
     assert core.socket_count == 1 and core.user_count == 1
 
     assert await owners.sweep() == 1
@@ -119,8 +120,7 @@ async def test_detaching_an_orphan_frees_its_place_and_lets_the_user_go(
     assert core.socket_count == 0 and core.user_count == 0
 
     # The place it held is free again.
-    fresh = core.attach(user.id, "s2", SocketTicket())
-    assert await anext(fresh) == []
+    assert await core.open_socket(user.id, "s2", SocketTicket(), lambda _: None) == []
     assert core.socket_count == 1
     await core.detach(user.id, "s2")
     await store.close()

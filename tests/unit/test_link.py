@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from actors.channel import Close, Outbound, SocketChannel
 from actors.connection import SocketTicket
 from actors.host import ConnectionHostCore
-from actors.link import LinkDemux, LinkLost, LinkSink
+from actors.link import Delivery, LinkDemux, LinkLost, LinkSink
 from haven.errors import CloseCode
 from haven.protocol import Ping
 from haven.settings import Settings
@@ -63,36 +61,40 @@ async def test_the_sink_gathers_each_sockets_items_in_order_and_marks_their_end(
     assert await sink.next() is None
 
 
-async def _collect(demux: LinkDemux, socket_id: str) -> list[list[Outbound]]:
-    return [batch async for batch in demux.items(socket_id)]
+class Handed:
+    """A socket's owner: what the link handed it, in order."""
+
+    def __init__(self) -> None:
+        self.parts: list[Delivery] = []
+
+    def __call__(self, part: Delivery) -> None:
+        self.parts.append(part)
 
 
-async def test_the_demux_gives_each_socket_its_own_part_and_nothing_of_others() -> None:
+def test_the_demux_gives_each_socket_its_own_part_and_nothing_of_others() -> None:
     demux = LinkDemux()
-    demux.register("s1")
-    demux.register("s2")
+    one, two = Handed(), Handed()
+    demux.register("s1", one)
+    demux.register("s2", two)
     demux.dispatch([("s1", ["a1"], False), ("s2", ["b1", "b2"], True), ("gone", ["x"], True)])
-    demux.dispatch([("s1", ["a2"], True)])
-    assert await _collect(demux, "s1") == [["a1"], ["a2"]]
-    assert await _collect(demux, "s2") == [["b1", "b2"]]
-    demux.unregister("s1")
-    demux.unregister("s2")
+    demux.dispatch([("s1", ["a2"], True), ("s2", ["late: s2 has ended"], False)])
+    assert one.parts == [["a1"], ["a2"], None]
+    assert two.parts == [["b1", "b2"], None]
     assert len(demux) == 0
 
 
-async def test_a_lost_link_ends_every_socket_with_its_error_after_what_it_had() -> None:
+def test_a_lost_link_ends_every_socket_with_its_error_after_what_it_had() -> None:
     demux = LinkDemux()
-    demux.register("s1")
+    one = Handed()
+    demux.register("s1", one)
     demux.dispatch([("s1", ["a1"], False)])
-    demux.lose(LinkLost("host gone"))
-    items = demux.items("s1")
-    assert await anext(items) == ["a1"]
-    with pytest.raises(LinkLost):
-        await anext(items)
-    # A socket registered on a lost link fails at once rather than waiting forever.
-    demux.register("late")
-    with pytest.raises(LinkLost):
-        await _collect(demux, "late")
+    lost = LinkLost("host gone")
+    demux.lose(lost)
+    assert one.parts == [["a1"], lost]
+    # A socket registered on a lost link hears so at once rather than waiting forever.
+    late = Handed()
+    demux.register("late", late)
+    assert late.parts == [lost] and len(demux) == 0
 
 
 async def test_sockets_opened_on_a_link_share_it_and_its_end_detaches_them(
@@ -106,9 +108,13 @@ async def test_sockets_opened_on_a_link_share_it_and_its_end_detaches_them(
     core = ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator(), no_screen)
     link = LinkSink()
     try:
-        assert await core.open(ana, "a", SocketTicket(), link) == []
-        assert await core.open(bo, "b", SocketTicket(), link) == []
-        assert core.socket_count == 2 and link.sockets == {"a": ana, "b": bo}
+        for user_id, socket_id in ((ana, "a"), (bo, "b")):
+            opened = await core.open_socket(
+                user_id, socket_id, SocketTicket(), link.feed(socket_id)
+            )
+            assert opened == []
+            link.sockets[socket_id] = user_id
+        assert core.socket_count == 2
 
         await core.receive_many([(ana, "a", Ping(type="ping")), (bo, "b", Ping(type="ping"))])
         envelopes = await asyncio.wait_for(link.next(), 5)
@@ -129,7 +135,7 @@ async def test_sockets_opened_on_a_link_share_it_and_its_end_detaches_them(
         await store.close()
 
 
-async def test_a_refused_socket_gets_its_close_order_and_never_joins_the_link(
+async def test_a_refused_socket_gets_its_close_order_and_nothing_on_the_link(
     tmp_path: Path, database_url: str
 ) -> None:
     settings = Settings(data_dir=tmp_path, database_url=database_url, max_connections_per_user=1)
@@ -139,11 +145,12 @@ async def test_a_refused_socket_gets_its_close_order_and_never_joins_the_link(
     core = ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator(), no_screen)
     link = LinkSink()
     try:
-        assert await core.open(ana, "a", SocketTicket(), link) == []
-        refused = await core.open(ana, "b", SocketTicket(), link)
+        assert await core.open_socket(ana, "a", SocketTicket(), link.feed("a")) == []
+        refused = await core.open_socket(ana, "b", SocketTicket(), link.feed("b"))
         assert len(refused) == 1 and isinstance(refused[0], Close)
         assert refused[0].code == CloseCode.TOO_MANY_CONNECTIONS
-        assert link.sockets == {"a": ana}
-        await core.release(link)
+        # Nothing of the refused socket ever reaches the link.
+        link.close()
+        assert await link.next() is None
     finally:
         await store.close()
