@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 
 from actors.channel import Outbound
+
+logger = logging.getLogger(__name__)
 
 # (socket_id, its items in order, whether its stream ends after them)
 Envelope = tuple[str, list[Outbound], bool]
@@ -110,11 +113,16 @@ class LinkDemux:
             deliver = self._sockets.get(socket_id)
             if deliver is None:
                 continue  # the socket has gone here already
-            if items:
-                deliver(items)
-            if ended:
-                del self._sockets[socket_id]
-                deliver(None)
+            try:
+                if items:
+                    deliver(items)
+                if ended:
+                    del self._sockets[socket_id]
+                    deliver(None)
+            except Exception:
+                # One socket's failure must not end the link every other socket shares.
+                logger.exception("a socket could not take its items")
+                self._sockets.pop(socket_id, None)
 
     def lose(self, error: BaseException) -> None:
         """The link ended: every socket on it gets `error` after what it already has."""

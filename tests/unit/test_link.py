@@ -83,6 +83,21 @@ def test_the_demux_gives_each_socket_its_own_part_and_nothing_of_others() -> Non
     assert len(demux) == 0
 
 
+def test_a_socket_that_fails_to_take_its_items_does_not_break_the_others() -> None:
+    demux = LinkDemux()
+
+    def broken(part: Delivery) -> None:
+        raise RuntimeError("this socket's outbox is broken")
+
+    fine = Handed()
+    demux.register("broken", broken)
+    demux.register("fine", fine)
+    demux.dispatch([("broken", ["x"], False), ("fine", ["a"], False)])
+    demux.dispatch([("broken", ["y"], False), ("fine", ["b"], True)])
+    assert fine.parts == [["a"], ["b"], None]
+    assert len(demux) == 0
+
+
 def test_a_lost_link_ends_every_socket_with_its_error_after_what_it_had() -> None:
     demux = LinkDemux()
     one = Handed()
