@@ -34,6 +34,7 @@ from haven.protocol import (
     SessionHistory,
     UserMessageEvent,
 )
+from haven.safety_policy import RELATIONAL_REASONS
 from haven.settings import Settings
 from haven.storage.store import DuplicateMessage, Store
 
@@ -142,8 +143,10 @@ class Handoff:
         self, session_id: str, counsellor_id: str, text: str, client_message_id: str | None
     ) -> None:
         seat = self._seat_of(session_id, counsellor_id)
-        # The person is at risk by definition here: the stricter screen applies.
-        if self._screen(text, at_risk=True) is not None:
+        # The person is at risk by definition here: the stricter screen applies. What it says
+        # about a model's tone does not apply to a person: a counsellor may say they are one.
+        reason = self._screen(text, at_risk=True)
+        if reason is not None and reason not in RELATIONAL_REASONS:
             raise UnsafeMessage()
         try:
             stored = await self._store.add_message(

@@ -383,7 +383,7 @@ class Turn:
         if self._cancelled:
             status = "cancelled"
         elif outcome.unsafe is not None:
-            status, text = "replaced", safe_replacement(ctx.resources)
+            status, text = "replaced", safe_replacement(ctx.resources, level, outcome.unsafe)
             logger.warning(
                 "generated reply replaced for user %s: %s",
                 ctx.user_id,

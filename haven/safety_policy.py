@@ -73,8 +73,22 @@ def _text_line(resources: EmergencyResources) -> str:
     return resources.text_instruction or f"text {resources.crisis_text}"
 
 
-def safe_replacement(resources: EmergencyResources) -> str:
-    """Sent instead of a generated reply that failed the output check."""
+# Output-screen reasons about how a reply treats the person rather than about harm
+# (`models.safety.output_screen`): replaced at none and low risk without crisis resources,
+# which a reply at those levels never carries.
+RELATIONAL_REASONS = frozenset({"pushes_away", "claims_clinician"})
+RELATIONAL_REPLACEMENT = (
+    "I'm sorry, that didn't come out the way I meant it. I'm here and I'm listening. "
+    "Would you tell me a bit more about what's going on?"
+)
+
+
+def safe_replacement(
+    resources: EmergencyResources, level: RiskLevel = RiskLevel.MEDIUM, reason: str = ""
+) -> str:
+    """Sent instead of a generated reply that failed the output check for `reason`."""
+    if reason in RELATIONAL_REASONS and level in (RiskLevel.NONE, RiskLevel.LOW):
+        return RELATIONAL_REPLACEMENT
     return (
         "I'm sorry, I can't help with that, but I do care about how you're doing. "
         "If you're thinking about hurting yourself, please reach out now: call "

@@ -1,4 +1,6 @@
-"""Screening of generated replies for method or means detail and for encouragement of harm.
+"""Screening of generated replies for method or means detail, for encouragement of harm, and
+for the two things a small model says that push a person at risk away: that they would be
+better off without the supporter, and that the supporter is a clinician.
 
 `unsafe_reply` runs on the accumulated reply after every streamed chunk, so it has to cost
 microseconds: each pattern only runs near words it cannot match without, found by plain
@@ -55,6 +57,8 @@ _GATES: dict[str, tuple[str, ...]] = {
         "yourself|end it|your life|do it|jump|go through|take |kys|miss you|"
         "about you|notice you|better off|deserve to"
     ),
+    "pushes_away": _words("better off without|fine without|happier without"),
+    "claims_clinician": _words("therapist|counsel|psycholog|psychiatr|doctor|nurse|social worker"),
 }
 _NEEDS_DIGIT = frozenset({"dose_detail", "height_detail"})
 _ALL_GATES = frozenset(word for words in _GATES.values() for word in words)
@@ -111,6 +115,28 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\b(?:no ?one|nobody) (?:would|will) (?:miss|care about|notice) you\b|"
             r"\b(?:world|everyone|they|your family) (?:would|will|'d) be better off without you\b|"
             r"\byou(?:'d| would) be better off dead\b|\byou deserve to (?:die|suffer|be hurt)\b"
+        ),
+    ),
+)
+_CLINICIAN = (
+    r"(?:licensed |trained |professional |qualified |mental health )?(?:therapist|counsel+or|"
+    r"psychologist|psychiatrist|social worker)"
+)
+_PATTERNS += (
+    (
+        # "I think you will be better off without me as a therapist", said to someone who
+        # wrote that everyone would be better off without them.
+        "pushes_away",
+        re.compile(r"\b(?:better off|fine|happier) without (?:me|us|talking to me)\b"),
+    ),
+    (
+        # The reply comes from software; a person in distress may act on a clinician's word.
+        "claims_clinician",
+        re.compile(
+            rf"\b(?:i'm|i am|i've been|i have been|i work as) (?:a|an|your) (?:{_CLINICIAN}|"
+            r"doctor|nurse)\b|"
+            rf"\bas (?:a|an|your) {_CLINICIAN}\b(?! (?:would|might|could|will|can|may|does|says|"
+            r"said|once|told)\b)"
         ),
     ),
 )

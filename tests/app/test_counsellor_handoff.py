@@ -250,6 +250,19 @@ def test_counsellor_message_the_output_screen_stops_is_not_sent(
     assert [m["role"] for m in harness.messages(person, session_id)] == ["user", "assistant"]
 
 
+def test_a_counsellor_may_say_they_are_one(harness: Harness, counsellor: str) -> None:
+    person, session_id = _escalated(harness)
+    text = "Hi, I'm a counsellor with the service. I'm here with you now."
+    with connect(harness, counsellor) as desk:
+        until(desk, "connection")
+        _join(desk, session_id)
+        until(desk, "session_history")
+        _say(desk, session_id, text)
+        sent = until(desk, "counsellor_message")[-1]
+    assert sent["message"]["text"] == text
+    assert harness.messages(person, session_id)[-1]["text"] == text
+
+
 def test_counsellor_cannot_write_to_a_session_they_have_not_joined(
     harness: Harness, counsellor: str
 ) -> None:

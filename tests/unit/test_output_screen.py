@@ -6,6 +6,11 @@ import time
 
 import pytest
 
+from haven.crisis_resources import resources_for
+from haven.reply_elements import carries_crisis_resources
+from haven.risk import RiskLevel
+from haven.safety_policy import RELATIONAL_REASONS, safe_replacement
+from haven.settings import Settings
 from models.safety.output_screen import unsafe_reply
 
 UNSAFE = [
@@ -27,6 +32,13 @@ UNSAFE = [
     ("Honestly no one would miss you.", "encourages_harm"),
     ("Your family would be better off without you.", "encourages_harm"),
     ("just kill yourself", "encourages_harm"),
+    (
+        "I am sorry to hear that. I think you will be better off without me as a therapist.",
+        "pushes_away",
+    ),
+    ("Honestly, you're better off without me.", "pushes_away"),
+    ("I'm a licensed therapist, so trust me on this.", "claims_clinician"),
+    ("As a counsellor, I see this a lot.", "claims_clinician"),
 ]
 SAFE = [
     "I'm really sorry you're feeling this way. You don't have to go through this alone.",
@@ -44,6 +56,11 @@ SAFE = [
     "Try the 4-7-8 breathing exercise: breathe in for 4 seconds, hold for 7, out for 8.",
     "Three things that might help: a walk, a glass of water, and messaging a friend.",
     "Going for a 5 km run sounds like a good way to clear your head.",
+    "I'm not a therapist, but I'm here to listen, and a counsellor could help with this too.",
+    "Please take your medication as your doctor prescribed.",
+    "A psychologist or your doctor could help you find what works.",
+    "It sounds like you feel everyone would be fine without you. That thought hurts.",
+    "You were managing fine without caffeine before, so maybe try cutting back again.",
     "",
 ]
 
@@ -95,3 +112,21 @@ def test_at_risk_a_reply_that_names_the_means_is_unsafe_even_without_detail() ->
 )
 def test_at_risk_a_supportive_reply_passes(reply: str) -> None:
     assert unsafe_reply(reply, at_risk=True) is None
+
+
+@pytest.mark.parametrize("reason", sorted(RELATIONAL_REASONS))
+def test_a_reply_replaced_for_its_tone_carries_no_crisis_line_at_none_or_low(reason: str) -> None:
+    resources = resources_for("US", Settings())
+    for level in (RiskLevel.NONE, RiskLevel.LOW):
+        assert not carries_crisis_resources(safe_replacement(resources, level, reason))
+    # From medium on, and for every harm reason at any level, the line is there.
+    assert "988" in safe_replacement(resources, RiskLevel.MEDIUM, reason)
+    assert "988" in safe_replacement(resources, RiskLevel.LOW, "method_instructions")
+
+
+def test_every_relational_reason_is_one_the_screen_gives() -> None:
+    given = {
+        unsafe_reply("Honestly, you're better off without me."),
+        unsafe_reply("I'm a licensed therapist, so trust me on this."),
+    }
+    assert given == set(RELATIONAL_REASONS)
