@@ -193,7 +193,10 @@ def _free_prefix(text: str) -> str:
 
 
 def _joined(text: str, addition: str) -> str:
-    """`addition`, spaced from the text before it."""
+    """`addition`, spaced from the text before it, which gets a full stop when its last
+    sentence was cut off without one ("...with your issues" + "If it ever feels...")."""
     if not text or text[-1].isspace():
         return addition
-    return " " + addition
+    last = text[-1]
+    stop = "." if last.isalnum() or last in ")'\"\u2019\u201d" else ""
+    return stop + " " + addition

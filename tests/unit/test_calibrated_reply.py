@@ -124,6 +124,18 @@ async def test_medium_reply_names_the_line(resources) -> None:  # type: ignore[n
     assert names_line(text, resources) and "right now" in out[-1]
 
 
+@pytest.mark.parametrize(
+    ("ending", "joint"),
+    [("your issues", "your issues. "), ("your issues.", "your issues. "), ("issues. ", "issues. ")],
+)
+async def test_the_line_after_an_unfinished_sentence_starts_a_sentence_of_its_own(
+    ending: str, joint: str
+) -> None:
+    text = "".join(await run(("I hear how heavy this is, and ", ending), RiskLevel.MEDIUM))
+    assert names_line(text, US)
+    assert joint in text and "  " not in text
+
+
 async def test_medium_reply_that_names_the_line_is_left_as_written() -> None:
     pieces = ("You can call or text 988 any time. ", "How are you right now?")
     assert await run(pieces, RiskLevel.MEDIUM) == list(pieces)
