@@ -38,7 +38,7 @@ def _title(process: Any) -> str:
     except Exception:
         return "?"
     if name.startswith("ray::"):
-        # Without the method running now: "ray::ConnectionHost.attach" is "ray::ConnectionHost".
+        # Without the method running now: "ray::ConnectionHost.link" is "ray::ConnectionHost".
         return name.split(" ")[0].split(".")[0]
     return Path(name).name
 
