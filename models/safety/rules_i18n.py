@@ -113,7 +113,8 @@ PATTERNS: tuple[tuple[str, str, str, str, str], ...] = (
         "means_ready",
         C,
         r"\b(?:la )?(?:soga|cuerda) (?:ya )?(?:esta|la tengo) (?:lista|preparada|atada|colgada)\b|"
-        r"\b(?:la )?corde est (?:prete|attachee|accrochee)\b|\bdas seil (?:ist|hangt) "
+        r"\b(?:la )?corde est (?:prete|attachee|accrochee)\b|"
+        r"\b(?:das seil|der strick) (?:ist|hangt) "
         r"(?:schon )?(?:bereit|fertig|festgemacht|aufgehangt|da)\b|"
         r"\ba corda (?:ja )?esta (?:pronta|amarrada|preparada)\b|"
         r"\b(?:la pistola|le pistolet|die waffe|a arma) (?:esta|est|ist) (?:cargada|chargee|"
@@ -167,9 +168,12 @@ PATTERNS: tuple[tuple[str, str, str, str, str], ...] = (
         rf"\b(?:estou|tenho) (?:guardando|juntando|acumulando) (?:meus |os )?{_PILLS}|"
         r"\b(?:compre|j'ai achete|ich habe .{0,20}gekauft|comprei) (?:una |une |uma |ein )?"
         r"(?:soga|cuerda|corde|seil|corda|pistola|pistolet|waffe|arma)\b.{0,40}\b(?:para "
-        r"(?:matarme|acabar|suicidarme|me matar)|pour (?:me tuer|en finir)|um mich)",
+        r"(?:matarme|acabar|suicidarme|me matar)|pour (?:me tuer|en finir)|um mich)|"
+        # de, in German word order: "ich hab mir einen Strick gekauft, um mich aufzuhängen"
+        r"\bich hab(?:e)? (?:mir )?(?:(?:ein|einen|eine|das|den|die) )?(?:seil|strick|waffe|"
+        r"pistole) (?:gekauft|besorgt|geholt)\b.{0,30}\bum mich\b",
         "",
-        "",
+        r"klettern|kletter|abseilen|sichern|schaukel|zelt|camping|escalad|climbing",
     ),
     (
         "recent_attempt",
@@ -187,7 +191,7 @@ PATTERNS: tuple[tuple[str, str, str, str, str], ...] = (
 # Every pattern above needs one of these stems; a text without any skips the rules (a long
 # English post would otherwise cost tens of milliseconds of regex backtracking).
 TRIGGER = (
-    r"pastill|pildor|comprim|cachet|pilul|tablett|pille|remedi|medic|vitamin|bote|frasco|"
+    r"pastill|pildor|comprim|cachet|pilul|tablett|pille|remedi|medic|vitamin|bote|frasco|strick|"
     r"boite|packung|caixa|matar|suicid|tuer|umbring|toten|leben|vida|vie\b|jours|spring|sauter|"
     r"saltar|pular|soga|cuerda|corde|seil|corda|pistol|waffe|arma|despedida|adieu|abschied|"
     r"puente|pont|brucke|ponte|azotea|tejado|techo|cornisa|vias|toit|rebord|voies|dach|gleis|"
