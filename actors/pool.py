@@ -8,6 +8,7 @@ or node the sockets arrive on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import uuid
@@ -16,7 +17,7 @@ from typing import Any
 
 import ray
 from ray.actor import ActorHandle
-from ray.exceptions import RayActorError
+from ray.exceptions import ActorDiedError, RayActorError
 from ray.serve.handle import DeploymentHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -43,6 +44,9 @@ LINK_START_S = 10.0
 # Frames of many sockets go to a host together while earlier calls are out (`CallCoalescer`).
 FRAMES_IN_FLIGHT = 2
 FRAMES_PER_CALL = 256
+# Waits before each new try to open a socket on a host found dead (16 s in all: after a node is
+# lost, Ray may hand out the dead host by its name for several seconds).
+OPEN_RETRY_WAITS_S = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def host_index(user_id: str, pool_size: int) -> int:
@@ -370,24 +374,35 @@ class RayConnections:
                 # The host died: the next socket starts a fresh one (rebuilt from storage).
                 self._pool.forget(index)
 
-    def _host_died(self, index: int) -> None:
+    def _host_died(self, index: int, error: RayActorError) -> None:
         """Forgets the host's handle and link: the next socket starts a fresh host."""
         link = self._links.pop(index, None)
         if link is not None:
             link.close()
+            if isinstance(error, ActorDiedError):
+                # A host lost with its node keeps its name while its owner lives, and the
+                # name would keep handing out the dead host: killing it lets the name go.
+                with contextlib.suppress(Exception):
+                    ray.kill(link.host, no_restart=True)
         self._pool.forget(index)
 
     async def open(
         self, user_id: str, socket_id: str, ticket: SocketTicket, deliver: Deliver
     ) -> list[Outbound]:
         index = host_index(user_id, self._settings.connection_hosts)
-        try:
-            return await self.link(index).open(user_id, socket_id, ticket, deliver)
-        except RayActorError:
-            # A handle may point at a host that died while no socket of ours used it: one
-            # fresh host (rebuilt from storage) gets the socket instead.
-            self._host_died(index)
-            return await self.link(index).open(user_id, socket_id, ticket, deliver)
+        for wait_s in (*OPEN_RETRY_WAITS_S, None):
+            try:
+                return await self.link(index).open(user_id, socket_id, ticket, deliver)
+            except RayActorError as error:
+                if wait_s is None:
+                    raise
+                # The host died (a handle may point at a host that died while no socket of
+                # ours used it): a fresh one, rebuilt from storage, gets the socket instead.
+                # Just after a death Ray may still hand out the dead actor by its name, so the
+                # next tries wait a little longer each.
+                self._host_died(index, error)
+                await asyncio.sleep(wait_s)
+        raise AssertionError("unreachable")
 
     async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
         await self.link(host_index(user_id, self._settings.connection_hosts)).receive(
