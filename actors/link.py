@@ -94,10 +94,6 @@ class LinkDemux:
     def __len__(self) -> int:
         return len(self._sockets)
 
-    @property
-    def lost(self) -> bool:
-        return self._lost is not None
-
     def register(self, socket_id: str, deliver: Deliver) -> None:
         """Before the socket is opened at the host, so none of its items can be missed."""
         if self._lost is not None:

@@ -187,9 +187,6 @@ class ConnectionHost:
     async def receive_many(self, frames: list[tuple[str, str, ClientFrame]]) -> list[bool]:
         return await self._core.receive_many(frames)
 
-    async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
-        await self._core.receive(user_id, socket_id, frame)
-
     async def reject(self, user_id: str, socket_id: str, error: HavenError) -> None:
         await self._core.reject(user_id, socket_id, error)
 
@@ -390,19 +387,17 @@ class RayConnections:
         self, user_id: str, socket_id: str, ticket: SocketTicket, deliver: Deliver
     ) -> list[Outbound]:
         index = host_index(user_id, self._settings.connection_hosts)
-        for wait_s in (*OPEN_RETRY_WAITS_S, None):
+        for wait_s in OPEN_RETRY_WAITS_S:
             try:
                 return await self.link(index).open(user_id, socket_id, ticket, deliver)
             except RayActorError as error:
-                if wait_s is None:
-                    raise
                 # The host died (a handle may point at a host that died while no socket of
                 # ours used it): a fresh one, rebuilt from storage, gets the socket instead.
                 # Just after a death Ray may still hand out the dead actor by its name, so the
                 # next tries wait a little longer each.
                 self._host_died(index, error)
                 await asyncio.sleep(wait_s)
-        raise AssertionError("unreachable")
+        return await self.link(index).open(user_id, socket_id, ticket, deliver)
 
     async def receive(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
         await self.link(host_index(user_id, self._settings.connection_hosts)).receive(

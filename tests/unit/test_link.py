@@ -112,15 +112,18 @@ def test_a_lost_link_ends_every_socket_with_its_error_after_what_it_had() -> Non
     assert late.parts == [lost] and len(demux) == 0
 
 
+async def _host(settings: Settings) -> tuple[ConnectionHostCore, Store]:
+    await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
+    store = Store.from_url(settings.resolved_database_url)
+    return ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator(), no_screen), store
+
+
 async def test_sockets_opened_on_a_link_share_it_and_its_end_detaches_them(
     tmp_path: Path, database_url: str
 ) -> None:
-    settings = Settings(data_dir=tmp_path, database_url=database_url)
-    await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
-    store = Store.from_url(settings.resolved_database_url)
+    core, store = await _host(Settings(data_dir=tmp_path, database_url=database_url))
     ana = (await store.create_user("ana", "hash")).id
     bo = (await store.create_user("bo", "hash")).id
-    core = ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator(), no_screen)
     link = LinkSink()
     try:
         for user_id, socket_id in ((ana, "a"), (bo, "b")):
@@ -154,10 +157,8 @@ async def test_a_refused_socket_gets_its_close_order_and_nothing_on_the_link(
     tmp_path: Path, database_url: str
 ) -> None:
     settings = Settings(data_dir=tmp_path, database_url=database_url, max_connections_per_user=1)
-    await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
-    store = Store.from_url(settings.resolved_database_url)
+    core, store = await _host(settings)
     ana = (await store.create_user("ana", "hash")).id
-    core = ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator(), no_screen)
     link = LinkSink()
     try:
         assert await core.open_socket(ana, "a", SocketTicket(), link.feed("a")) == []
