@@ -57,9 +57,12 @@ Emit = Callable[[ServerEventBase], None]
 # Returns a reason when generated text must not reach the person (method, means, encouragement).
 class OutputScreen(Protocol):
     """A reason code when a reply (so far) must not reach the person, else None; `at_risk`
-    (the message was rated high or above) makes it stricter."""
+    (the message was rated high or above) and `distressed` (medium or above) make it
+    stricter."""
 
-    def __call__(self, text: str, *, at_risk: bool = False) -> str | None: ...
+    def __call__(
+        self, text: str, *, at_risk: bool = False, distressed: bool = False
+    ) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -363,7 +366,7 @@ class Turn:
         pieces: list[str] = []
         outcome = _Outcome()
         self._consumer = asyncio.get_running_loop().create_task(
-            self._consume(stream, pieces, outcome, reply_id, at_risk=escalates(level))
+            self._consume(stream, pieces, outcome, reply_id, level)
         )
         try:
             await self._consumer
@@ -399,17 +402,17 @@ class Turn:
         pieces: list[str],
         outcome: _Outcome,
         reply_id: str,
-        *,
-        at_risk: bool,
+        level: RiskLevel,
     ) -> None:
         ctx, session_id = self._ctx, self._message.session_id
+        at_risk, distressed = escalates(level), level.at_least(RiskLevel.MEDIUM)
         text = ""
         try:
             async for piece in stream:
                 if not piece:
                     continue
                 text += piece
-                reason = ctx.output_screen(text, at_risk=at_risk)
+                reason = ctx.output_screen(text, at_risk=at_risk, distressed=distressed)
                 if reason is not None:
                     outcome.unsafe = reason
                     return

@@ -83,12 +83,26 @@ RELATIONAL_REPLACEMENT = (
 )
 
 
+# A reply that agreed with a person in distress (reason `endorses`, screened at medium and
+# above): it takes the agreement back without judging what they said, and does what a medium
+# reply does (asks how they are now, says that support exists right now).
+ENDORSEMENT_REASON = "endorses"
+
+
 def safe_replacement(
     resources: EmergencyResources, level: RiskLevel = RiskLevel.MEDIUM, reason: str = ""
 ) -> str:
     """Sent instead of a generated reply that failed the output check for `reason`."""
     if reason in RELATIONAL_REASONS and level in (RiskLevel.NONE, RiskLevel.LOW):
         return RELATIONAL_REPLACEMENT
+    if reason == ENDORSEMENT_REASON:
+        return (
+            "I'm sorry, that didn't come out the way I meant it. What you're carrying sounds "
+            "really heavy, and I'm glad you told me. How are you doing right now? If it ever "
+            f"feels like too much, support is there right now: you can call "
+            f"{resources.crisis_hotline} or {_text_line(resources)[0].lower()}"
+            f"{_text_line(resources)[1:]}."
+        )
     return (
         "I'm sorry, I can't help with that, but I do care about how you're doing. "
         "If you're thinking about hurting yourself, please reach out now: call "

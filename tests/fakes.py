@@ -19,6 +19,7 @@ BREAK_GENERATOR = "BREAK-GENERATOR"
 BUSY_GENERATOR = "BUSY-GENERATOR"
 UNSAFE_GENERATOR = "UNSAFE-GENERATOR"
 HOTLINE_GENERATOR = "HOTLINE-GENERATOR"
+AGREEING_GENERATOR = "AGREEING-GENERATOR"
 SLOW = "SLOW"
 ENDLESS = "ENDLESS"
 
@@ -38,6 +39,9 @@ HOTLINE_PIECES = (
     "988. ",
     "What helped you get through it?",
 )
+
+# What the small model was seen to say to "everyone would be better off without me".
+AGREEING_PIECES = ("I think that ", "is a great idea. ", "Take care.")
 
 
 class FakeAssessor:
@@ -87,6 +91,8 @@ class FakeReplyStream:
             pieces = UNSAFE_PIECES
         elif HOTLINE_GENERATOR in last:
             pieces = HOTLINE_PIECES
+        elif AGREEING_GENERATOR in last:
+            pieces = AGREEING_PIECES
         index = 0
         while True:
             if ENDLESS in last:

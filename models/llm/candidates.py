@@ -132,8 +132,9 @@ class Candidate:
     relevance: float  # cosine to the person's last message
 
 
-def faults(text: str, context: Sequence[str]) -> tuple[str, ...]:
-    """What is wrong with `text` as a reply, as far as the text alone can tell."""
+def faults(text: str, context: Sequence[str], *, distressed: bool = False) -> tuple[str, ...]:
+    """What is wrong with `text` as a reply, as far as the text alone can tell; `distressed`:
+    the person's message was rated medium or above (`unsafe_reply`)."""
     found: list[str] = []
     if not text.strip():
         found.append("empty")
@@ -146,7 +147,7 @@ def faults(text: str, context: Sequence[str]) -> tuple[str, ...]:
         found.append("own_experience")
     if _REFUSAL.search(plain):
         found.append("refusal")
-    if unsafe_reply(text) is not None:
+    if unsafe_reply(text, distressed=distressed) is not None:
         found.append("screened")
     return tuple(found)
 
@@ -177,15 +178,23 @@ class ReplyChooser:
     def __init__(self, embed: Embed) -> None:
         self._embed = embed
 
-    def rank(self, texts: Sequence[str], message: str, context: Sequence[str]) -> list[Candidate]:
+    def rank(
+        self,
+        texts: Sequence[str],
+        message: str,
+        context: Sequence[str],
+        *,
+        distressed: bool = False,
+    ) -> list[Candidate]:
         """`texts` scored against the person's last `message` and the conversation's texts
-        (`context`, both sides), best first; ties keep the sampling order."""
+        (`context`, both sides), best first; ties keep the sampling order. `distressed`: the
+        message was rated medium or above."""
         if not texts:
             raise ValueError("no candidates to choose from")
         vectors = self._embed([*texts, message])
         relevance = cosines(vectors[:-1], np.repeat(vectors[-1:], len(texts), axis=0))
         scored = [
-            Candidate(i, text, faults(text, context), float(score))
+            Candidate(i, text, faults(text, context, distressed=distressed), float(score))
             for i, (text, score) in enumerate(zip(texts, relevance, strict=True))
         ]
         order = sorted(

@@ -7,12 +7,14 @@ class, so everything here runs in-process in tests, with any backend and any pla
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Protocol
 
 from haven.backends import ChatTurn, ReplyRequest
+from haven.risk import RISK_LEVELS, RiskLevel
 from models.llm.admission import Admission
 from models.llm.backend import ChatBackend, GenerationParams
 from models.llm.candidates import ReplyChooser
@@ -161,7 +163,15 @@ class ReplyService:
         assert self._chooser is not None
         message = next((t.text for t in reversed(request.history) if t.role == "user"), "")
         try:
-            ranked = await asyncio.to_thread(self._chooser.rank, texts, message, _context(request))
+            ranked = await asyncio.to_thread(
+                functools.partial(
+                    self._chooser.rank,
+                    texts,
+                    message,
+                    _context(request),
+                    distressed=_distressed(request),
+                )
+            )
         except Exception:
             # Any of the drafts is a reply; choosing only finds the better one.
             logger.exception("choosing among %d drafts failed; sending the first", len(texts))
@@ -204,3 +214,10 @@ async def _shaped(
     rest = shape.finish()
     if rest:
         yield rest
+
+
+def _distressed(request: ReplyRequest) -> bool:
+    """Whether the person's message was rated medium or above (an unknown level counts)."""
+    if request.risk_level not in RISK_LEVELS:
+        return True
+    return RiskLevel(request.risk_level).at_least(RiskLevel.MEDIUM)

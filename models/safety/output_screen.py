@@ -1,6 +1,7 @@
-"""Screening of generated replies for method or means detail, for encouragement of harm, and
-for the two things a small model says that push a person at risk away: that they would be
-better off without the supporter, and that the supporter is a clinician.
+"""Screening of generated replies for method or means detail, for encouragement of harm, for
+the two things a small model says that push a person at risk away (that they would be better
+off without the supporter, that the supporter is a clinician), and, when the person is in
+distress, for agreeing with what they said.
 
 `unsafe_reply` runs on the accumulated reply after every streamed chunk, so it has to cost
 microseconds: each pattern only runs near words it cannot match without, found by plain
@@ -87,9 +88,13 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "method_instructions",
         re.compile(
             r"\b(?:how to|steps? to|way to|make sure (?:you|to)|first,? |then,? |"
-            r"you (?:can|could|should|need to|would need to|'d need to)|"
+            r"you (?:can|could|should|need to|would need to|'d need to)"
             r") ?(?:tie|hang|cut|slit|jump|overdose|poison|"
-            r"suffocate|asphyxiate|shoot|drown)\b|\b(?:tie|tying|make|making) (?:a |the )?noose|"
+            r"suffocate|asphyxiate|shoot|drown)\b"
+            # "you could cut down on the news", "hang in there", "you should cut ties with him"
+            r"(?! (?:ties?|down|back|out|off|in|on|up|around|at|to|rope|for|me|them a|"
+            r"yourself some slack|corners|loose)\b)|"
+            r"\b(?:tie|tying|make|making) (?:a |the )?noose|"
             r"\bnoose\b[^.!?\n]{0,60}\b(?:knot|loop|tie|beam|neck)|"
             r"\b(?:cut|slit|slice)\w* (?:along|down|deep(?:ly)?|vertically|lengthwise|across)\b"
             r"[^.!?\n]{0,40}\b(?:wrists?|veins?|arter(?:y|ies)|arm)|"
@@ -135,8 +140,8 @@ _PATTERNS += (
         re.compile(
             rf"\b(?:i'm|i am|i've been|i have been|i work as) (?:a|an|your) (?:{_CLINICIAN}|"
             r"doctor|nurse)\b|"
-            rf"\bas (?:a|an|your) {_CLINICIAN}\b(?! (?:would|might|could|will|can|may|does|says|"
-            r"said|once|told)\b)"
+            rf"(?<!such )\bas (?:a|an|your) {_CLINICIAN}\b"
+            r"(?! (?:would|might|could|will|can|may|does|says|said|once|told)\b)"
         ),
     ),
 )
@@ -157,6 +162,49 @@ _MEANS_NAMED = re.compile(
     # Any height or amount: at risk a number with a unit is never needed in a reply.
     r"\b\d+(?:[.,]\d+)?\s*(?:m|metres?|meters?|ft|feet|foot|mg|g|grams?|ml)\b"
 )
+
+# Agreement with whatever the person proposed or concluded. To "everyone would be better off
+# without me" the small model has answered "I think that is a great idea." A suggestion ("it
+# might be a good idea to talk to someone") and a rejection ("not a good idea") are not
+# agreement; nor is "you're right to reach out".
+_ENDORSES = re.compile(
+    r"\b(?:great|good|wonderful|"
+    r"brilliant|excellent|smart|wise|sensible|reasonable|fair|perfect|beautiful|lovely|nice|"
+    r"brave|right) (?:idea|plan|decision|choice|way to go)\b"
+    r"(?! (?:to|if|when|for (?:you|us) to)\b)|"
+    r"\bi (?:completely |totally |fully |really |absolutely |do |can only )?(?:agree|"
+    r"support your (?:decision|choice|plan)|respect your (?:decision|choice|plan))\b|"
+    r"\byou(?:'re| are) (?:absolutely |totally |completely |so |quite )?right\b"
+    r"(?! (?:to|now|here|there|where|next|in|by|with)\b)|"
+    r"\b(?:go for it|you should go for it|sounds like a plan)\b|"
+    r"\b(?:it's|that's|it is|that is) (?:okay|ok|alright|all right|fine|understandable) to "
+    r"(?:give up|end it|end things|end your life|stop trying|stop fighting|not be here|leave "
+    r"this world)\b"
+)
+_ENDORSE_WORDS = _words(
+    "idea|plan|decision|choice|way to go|agree|support your|respect your|right|go for it|"
+    " to give up| to end| to stop| to not be| to leave this"
+)
+# "It may feel like a good plan right now" names the thought; "I think that's a great idea"
+# does not, so "think" is no excuse here (unlike `_REFLECTION`).
+_NEGATED = re.compile(
+    r"(?:\bnot|n't|\bnever|\bno)(?: (?:a|such a|the|really|very|so|that|quite))? $"
+)
+_NAMES_THOUGHT = re.compile(
+    r"\b(?:may|might|can|could|must|probably) (?:feel|seem|sound)(?: like)?\b[^.!?]*$|"
+    r"\b(?:part of you|as if|it feels like|it seems like)\b[^.!?]*$"
+)
+
+
+def _endorses(lowered: str) -> bool:
+    if not any(word in lowered for word in _ENDORSE_WORDS):
+        return False
+    for match in _ENDORSES.finditer(lowered):
+        before = lowered[max(0, match.start() - 80) : match.start()]
+        if not (_NEGATED.search(before) or _NAMES_THOUGHT.search(before)):
+            return True
+    return False
+
 
 # Every pattern spans at most this many characters on either side of its gate word.
 _REACH = 160
@@ -192,16 +240,22 @@ def _hit(reason: str, pattern: re.Pattern[str], text: str) -> bool:
     return False
 
 
-def unsafe_reply(text: str, *, at_risk: bool = False) -> str | None:
+def unsafe_reply(text: str, *, at_risk: bool = False, distressed: bool = False) -> str | None:
     """A reason code if the reply gives method or means detail or encourages harm, else None.
 
     `at_risk`: the person's message was rated high or above; then naming a means or a place
     at all (bridges, heights, pills, ropes, weapons) counts, not only details of it: a reply
     to "I lost my job, which bridges are tallest?" must not talk about bridges.
+    `distressed`: the message was rated medium or above and the reply is generated; then
+    agreeing with the person counts (`endorses`), since what they said may be that everyone
+    would be better off without them. (A counsellor's "that's a good plan" is not screened
+    for it.)
     """
     lowered = text.lower().replace("\u2019", "'")
     if at_risk and _MEANS_NAMED.search(lowered):
         return "means_named_at_risk"
+    if distressed and _endorses(lowered):
+        return "endorses"
     present = {word for word in _ALL_GATES if word in lowered}
     if not present:
         return None

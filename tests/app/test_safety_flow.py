@@ -14,6 +14,7 @@ from haven.settings import Settings
 from tests.app.conftest import Harness, SettingsFactory, build_harness
 from tests.app.wire import connect, send, until
 from tests.fakes import (
+    AGREEING_GENERATOR,
     BREAK_CLASSIFIER,
     CRISIS_WORD,
     CRITICAL_WORD,
@@ -101,6 +102,27 @@ def test_medium_reply_names_the_line_without_a_panel(harness: Harness) -> None:
     # The model's words first, then a reviewed sentence that support is there right now.
     assert text.startswith(FakeGenerator.full_text()) and names_line(text, US)
     assert "right now" in text and _streamed(events).strip() == text
+
+
+def test_medium_reply_that_agrees_is_replaced_by_one_that_names_the_line(
+    harness: Harness,
+) -> None:
+    events = _reply_events(
+        harness, f"{MEDIUM_WORD} {AGREEING_GENERATOR} everyone would be better off without me"
+    )
+    assert "safety_escalation" not in [e["type"] for e in events]
+    complete = events[-1]["message"]
+    assert complete["status"] == "replaced"
+    assert "great idea" not in _streamed(events) and "great idea" not in complete["text"]
+    assert names_line(complete["text"], US) and "right now" in complete["text"]
+
+
+def test_everyday_reply_that_agrees_is_sent(harness: Harness) -> None:
+    events = _reply_events(harness, f"{AGREEING_GENERATOR} I might start journaling again")
+    complete = events[-1]["message"]
+    assert complete["status"] == "complete"
+    assert complete["text"] == "I think that is a great idea. Take care."
+    assert not carries_crisis_resources(complete["text"])
 
 
 def test_everyday_message_gets_no_panel_and_no_crisis_line(harness: Harness) -> None:

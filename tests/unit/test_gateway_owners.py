@@ -33,7 +33,7 @@ class Lookups:
         return owner == DEAD
 
 
-def no_screen(text: str, *, at_risk: bool = False) -> str | None:
+def no_screen(text: str, *, at_risk: bool = False, distressed: bool = False) -> str | None:
     return None
 
 

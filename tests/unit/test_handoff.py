@@ -19,7 +19,7 @@ from haven.storage import Store
 from haven.storage.migrate import upgrade
 
 
-def _nothing_unsafe(text: str, *, at_risk: bool = False) -> str | None:
+def _nothing_unsafe(text: str, *, at_risk: bool = False, distressed: bool = False) -> str | None:
     return None
 
 

@@ -18,7 +18,7 @@ from haven.storage.store import Store
 from tests.fakes import FakeAssessor, FakeGenerator
 
 
-def no_screen(text: str, *, at_risk: bool = False) -> str | None:
+def no_screen(text: str, *, at_risk: bool = False, distressed: bool = False) -> str | None:
     return None
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from haven.crisis_resources import resources_for
-from haven.reply_elements import carries_crisis_resources
+from haven.reply_elements import carries_crisis_resources, names_line
 from haven.risk import RiskLevel
 from haven.safety_policy import RELATIONAL_REASONS, safe_replacement
 from haven.settings import Settings
@@ -61,6 +61,12 @@ SAFE = [
     "A psychologist or your doctor could help you find what works.",
     "It sounds like you feel everyone would be fine without you. That thought hurts.",
     "You were managing fine without caffeine before, so maybe try cutting back again.",
+    # Idioms with a method's verb in them.
+    "Hang in there, I'm sure things will look up.",
+    "I think you can also cut down on watching the news.",
+    "Like you said, you don't live with him, so you could cut ties.",
+    "Once you figure out how to hang out with someone, it gets easier.",
+    "I would lean on friends and others for support, such as a therapist.",
     "",
 ]
 
@@ -122,6 +128,48 @@ def test_a_reply_replaced_for_its_tone_carries_no_crisis_line_at_none_or_low(rea
     # From medium on, and for every harm reason at any level, the line is there.
     assert "988" in safe_replacement(resources, RiskLevel.MEDIUM, reason)
     assert "988" in safe_replacement(resources, RiskLevel.LOW, "method_instructions")
+
+
+AGREEING = [
+    "I think that is a great idea.",
+    "That sounds like a good plan.",
+    "I completely agree with you.",
+    "You're absolutely right, it would be easier for them.",
+    "Go for it!",
+    "It's okay to give up sometimes.",
+    "What a brave decision.",
+]
+NOT_AGREEING = [
+    "It might be a good idea to talk to someone you trust today.",
+    "That's not a good idea, and I'm worried about you.",
+    "You're right to reach out, and I'm glad you did.",
+    "I'm right here with you.",
+    "It may feel like the right choice right now, but I'd like to understand more.",
+    "It makes sense that you feel this way. How are you doing right now?",
+    "It's okay to feel this way.",
+    "You did the right thing telling me.",
+    "I don't agree that anyone would be better off.",
+]
+
+
+@pytest.mark.parametrize("reply", AGREEING)
+def test_agreeing_with_a_person_in_distress_is_caught_only_then(reply: str) -> None:
+    assert unsafe_reply(reply, distressed=True) == "endorses"
+    assert unsafe_reply(reply) is None
+    # A counsellor is screened as at risk but may say "that's a good plan".
+    assert unsafe_reply(reply, at_risk=True) is None
+
+
+@pytest.mark.parametrize("reply", NOT_AGREEING)
+def test_suggesting_rejecting_or_naming_the_thought_is_not_agreeing(reply: str) -> None:
+    assert unsafe_reply(reply, distressed=True) is None
+
+
+def test_a_reply_replaced_for_agreeing_asks_how_they_are_and_names_the_line() -> None:
+    resources = resources_for("US", Settings())
+    text = safe_replacement(resources, RiskLevel.MEDIUM, "endorses")
+    assert names_line(text, resources) and "how are you doing right now?" in text.lower()
+    assert unsafe_reply(text, distressed=True) is None
 
 
 def test_every_relational_reason_is_one_the_screen_gives() -> None:

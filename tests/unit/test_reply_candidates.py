@@ -173,6 +173,37 @@ def test_the_most_relevant_reply_without_faults_ranks_first() -> None:
     assert ranked[0].relevance > ranked[1].relevance
 
 
+def test_agreeing_with_a_person_in_distress_is_a_fault_only_then() -> None:
+    message = "Everyone would be better off without me."
+    texts = ["I think that is a great idea.", "That sounds so heavy to carry."]
+    chooser = ReplyChooser(embed)
+
+    distressed = chooser.rank(texts, message, [message], distressed=True)
+    everyday = chooser.rank(texts, message, [message])
+
+    assert [c.text for c in distressed] == [texts[1], texts[0]]
+    assert distressed[1].faults == ("screened",)
+    assert [c.text for c in everyday] == texts and everyday[0].faults == ()
+
+
+async def test_the_service_passes_on_a_draft_that_agrees_at_medium_risk() -> None:
+    agreeing = ("That is a great idea. Tell me more.", "That sounds so heavy. Tell me more.")
+    history = [ChatTurn(role="user", text="Everyone would be better off without me.")]
+
+    async def first_words(level: str) -> str:
+        request = ReplyRequest(
+            session_id="s1", intent="validate", history=history, risk_level=level
+        )
+        items = [
+            item async for item in best_of(VariedBackend(agreeing), 2, seed=1).generate(request)
+        ]
+        return items[1]
+
+    # Both drafts are equally relevant; only at medium does agreeing count against the first.
+    assert await first_words("none") == "That is a great idea."
+    assert await first_words("medium") == "That sounds so heavy."
+
+
 def test_ties_keep_the_sampling_order() -> None:
     ranked = ReplyChooser(embed).rank(["Okay.", "Alright."], "hello", ["hello"])
 
