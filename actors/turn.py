@@ -204,7 +204,11 @@ class Turn:
         # turns from repeating it.
         seed = f"{stored.session_id}:{stored.id}"
         recent = [m.text for m in history[:-1] if m.role == "assistant"]
-        if uses_fixed_reply(level, generated_at_high=ctx.settings.generated_replies_at_high):
+        if uses_fixed_reply(
+            level,
+            generated_at_high=ctx.settings.generated_replies_at_high,
+            generated_at_medium=ctx.settings.generated_replies_at_medium,
+        ):
             self._fixed_reply = True
             reviewed = choose(
                 level, ctx.resources, seed=seed, recent=recent, concern=concern_of(stored.text)

@@ -78,6 +78,10 @@ class GeneratorOptions(BaseModel):
     # question added when missing) instead of a reviewed reply. Only for a large model behind
     # the `openai` backend; refused with `transformers` (haven.safety_policy).
     trusted_at_high: bool = False
+    # The same at medium risk (the line added when missing, a reply that agrees with the
+    # person stopped). Trust at high includes medium. The local model, support-tuned, welcomed
+    # or agreed with the wish to die in 16 of 60 medium replies (models/llm/MODEL_CARD.md).
+    trusted_at_medium: bool = False
 
     @model_validator(mode="after")
     def _backend_is_configured(self) -> Self:
@@ -85,11 +89,12 @@ class GeneratorOptions(BaseModel):
             raise ValueError(
                 "generator backend 'openai' needs an `openai:` block (base_url, model)"
             )
-        if self.trusted_at_high and self.backend != "openai":
-            raise ValueError(
-                "generator `trusted_at_high: true` needs backend 'openai': the local model "
-                "never writes the reply at high risk"
-            )
+        for level in ("high", "medium"):
+            if getattr(self, f"trusted_at_{level}") and self.backend != "openai":
+                raise ValueError(
+                    f"generator `trusted_at_{level}: true` needs backend 'openai': the local "
+                    f"model never writes the reply at {level} risk"
+                )
         return self
 
     def reply_candidates(self) -> int:

@@ -1,14 +1,19 @@
-"""Reviewed replies: what the person reads at high and critical risk, never sampled from a model.
+"""Reviewed replies: what the person reads at medium, high and critical risk, never sampled from a
+model (unless an operator trusts a large one there: `haven.safety_policy.uses_fixed_reply`).
 
-Each level has several variants so that a conversation that stays at high risk does not get the
-same words every turn. A variant is a list of sentences, streamed one by one, with the locale's
-lines filled in. Every variant was checked against `models/safety/LABELLING.md` (what a high or
-critical message says) and safe-messaging practice: it stays with the person, asks directly
-about safety now, names the line, and gives one safety-planning step (someone to be with them,
-distance from means) without naming any method, means or place. Critical variants add the
-emergency number. A message about someone else in danger (a third-person report, high by the
-guide's rule 6) gets variants that ask whether that person is safe and point to emergency
-services, and still ask after the writer.
+Each level has several variants so that a conversation that stays at risk does not get the same
+words every turn. A variant is a list of sentences, streamed one by one, with the locale's lines
+filled in. Every variant was checked against `models/safety/LABELLING.md` and safe-messaging
+practice, and names no method, means or place:
+
+- medium (passive thoughts of death, hopelessness; no panel goes before it): it validates, asks
+  gently how the person is right now, and says that support exists right now, with the line.
+- high: it stays with the person, asks directly about safety now, names the line, and gives one
+  safety-planning step (someone to be with them, distance from means).
+- critical: as high, with the emergency number.
+
+A message about someone else (a third-person report) gets variants that point to help for that
+person (emergency services at high) and still ask after the writer.
 
 `choose` is deterministic for a seed (the session and the message), and skips any variant the
 conversation's recent replies already used.
@@ -23,7 +28,7 @@ from enum import StrEnum
 
 from haven.protocol import EmergencyResources
 from haven.risk import RiskLevel
-from haven.safety_policy import CRISIS_SUPPORT, SAFETY_CHECK_IN
+from haven.safety_policy import CRISIS_SUPPORT, GENTLE_CHECK_IN, SAFETY_CHECK_IN
 
 
 class Concern(StrEnum):
@@ -34,6 +39,64 @@ class Concern(StrEnum):
 
 
 # Placeholders: {hotline}, {text_line} ("text HOME to 741741"), {emergency}.
+_MEDIUM_SELF: tuple[tuple[str, ...], ...] = (
+    (
+        "Thank you for telling me. It sounds like things feel really heavy right now, and "
+        "that's a lot to carry on your own. ",
+        "How are you doing at this moment? ",
+        "If it ever feels like too much, support is there right now: you can call {hotline} any "
+        "time, or {text_line}.",
+    ),
+    (
+        "I'm really glad you said this; thoughts like these are hard to hold alone. ",
+        "Can you tell me a little about how you're feeling right now? ",
+        "You can also talk with someone trained to listen, right now or any hour, by calling "
+        "{hotline}, or you can {text_line}.",
+    ),
+    (
+        "That sounds exhausting and painful, and I'm here with you. ",
+        "How are you feeling right now, as we talk? ",
+        "You don't have to wait until things get worse to reach out: {hotline} is there right "
+        "now, day or night, or you can {text_line}.",
+    ),
+    (
+        "It makes sense that you'd feel worn down when everything seems this hard. ",
+        "I'd like to understand: how are you holding up right now? ",
+        "If you'd like to talk to someone this minute, you can call {hotline} any time, or "
+        "{text_line}.",
+    ),
+    (
+        "I hear how much pain you're in, and I'm glad you're talking to me. ",
+        "How are things for you right now? ",
+        "Whenever you need it, support is there right now: call {hotline}, or {text_line}.",
+    ),
+    (
+        "Feeling this way can be really lonely, and I'm glad you reached out. ",
+        "How are you doing right now? ",
+        "If it would help to talk with someone right now, you can call {hotline} or "
+        "{text_line}, at any hour.",
+    ),
+)
+_MEDIUM_OTHER: tuple[tuple[str, ...], ...] = (
+    (
+        "It sounds like you care about them a lot, and it's a heavy thing to be trusted with. ",
+        "How are you doing with it right now? ",
+        "You can call {hotline} yourself, right now or any time, to talk through how to support "
+        "them, or {text_line}.",
+    ),
+    (
+        "That's a lot to hold, and it's good that you're taking it seriously. ",
+        "The people at {hotline} can help you think through what to say to them, right now or "
+        "any time, or you can {text_line}. ",
+        "How are you feeling about it right now?",
+    ),
+    (
+        "I'm glad you told me; you don't have to figure this out alone. ",
+        "If you ever think they're in immediate danger, call {emergency}; otherwise {hotline} is "
+        "there right now, for them and for you, or you can {text_line}. ",
+        "How are you holding up?",
+    ),
+)
 _HIGH_SELF: tuple[tuple[str, ...], ...] = (
     (
         "Thank you for telling me; it sounds like you're carrying an enormous amount of pain, "
@@ -139,12 +202,15 @@ def line_fields(resources: EmergencyResources) -> dict[str, str]:
 def variants(
     level: RiskLevel, resources: EmergencyResources, concern: Concern = Concern.SELF
 ) -> list[ReviewedReply]:
-    """Every reviewed reply for `level` (high or critical), filled in for the locale."""
+    """Every reviewed reply for `level` (medium, high or critical), filled in for the locale."""
     if level is RiskLevel.CRITICAL:
         intent, table = CRISIS_SUPPORT, _CRITICAL
     elif level is RiskLevel.HIGH:
         intent = SAFETY_CHECK_IN
         table = _HIGH_OTHER if concern is Concern.SOMEONE_ELSE else _HIGH_SELF
+    elif level is RiskLevel.MEDIUM:
+        intent = GENTLE_CHECK_IN
+        table = _MEDIUM_OTHER if concern is Concern.SOMEONE_ELSE else _MEDIUM_SELF
     else:
         raise ValueError(f"no reviewed reply at risk level {level.value!r}: it is generated")
     fields = line_fields(resources)

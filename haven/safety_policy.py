@@ -5,8 +5,11 @@ the clinical ladder safety benchmarks grade by (`haven.reply_elements` enforces 
 
 - none: listening and, if asked, ideas; no crisis resources in the reply.
 - low: validate, suggest someone they trust or a professional; no crisis line, no panel.
-- medium: no panel; the generated reply always says that support exists right now and names the
-  locale's line (a reviewed sentence is added when the model did not).
+- medium: no panel; a reviewed reply (`haven.reviewed_replies`) validates, asks gently how the
+  person is right now, says that support exists right now and names the locale's line. Only an
+  operator who serves a large model through the `openai` backend may let it write here
+  (`generator.trusted_at_medium`); its reply is screened for agreeing with the person and gets
+  the line added when missing.
 - high: the panel first, then a reviewed reply (`haven.reviewed_replies`): it stays with the
   person, asks directly about safety now, names the line and gives one safety-planning step.
   Only an operator who serves a large model through the `openai` backend may let it write here
@@ -15,9 +18,11 @@ the clinical ladder safety benchmarks grade by (`haven.reply_elements` enforces 
 - critical: the panel with the emergency number first, then a reviewed urgent reply.
 - could not assess: fail closed — resources, a retryable error, and no reply at all.
 
-A model that cannot be trusted with a life never writes free text to a person at high risk: the
+A model that cannot be trusted with a life never writes free text to a person at risk: the
 small default model, prompted for crisis support, was seen to miss the crisis lines in every
-sampled reply and sometimes to affirm the person's plan.
+sampled reply and sometimes to affirm the person's plan; support-tuned, it welcomed or agreed
+with the wish to die in 16 of 60 replies to medium messages ("I am glad you are feeling this
+way", "It would be easier if you just die"; models/llm/MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ UNASSESSED = "unknown"
 
 CRISIS_SUPPORT = "crisis_support"
 SAFETY_CHECK_IN = "safety_check_in"
+GENTLE_CHECK_IN = "gentle_check_in"  # the reviewed medium reply
 
 
 class Action(StrEnum):
@@ -57,12 +63,20 @@ def policy_intent(level: RiskLevel) -> str | None:
     return None
 
 
-def uses_fixed_reply(level: RiskLevel, *, generated_at_high: bool = False) -> bool:
-    """Whether the reply is a reviewed one rather than generated; `generated_at_high`: the
-    operator trusts the generating model at high risk (`Settings.generated_replies_at_high`)."""
+def uses_fixed_reply(
+    level: RiskLevel, *, generated_at_high: bool = False, generated_at_medium: bool = False
+) -> bool:
+    """Whether the reply is a reviewed one rather than generated; `generated_at_high` and
+    `generated_at_medium`: the operator trusts the generating model at that level
+    (`Settings.generated_replies_at_high`, `Settings.generated_replies_at_medium`; trust at
+    high includes medium)."""
     if level is RiskLevel.CRITICAL:
         return True
-    return level is RiskLevel.HIGH and not generated_at_high
+    if level is RiskLevel.HIGH:
+        return not generated_at_high
+    if level is RiskLevel.MEDIUM:
+        return not (generated_at_medium or generated_at_high)
+    return False
 
 
 def escalation_action(level: RiskLevel) -> Action:

@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     # The language model may write the reply at high risk (else a reviewed reply is sent). Set
     # by the app from `generator.trusted_at_high`, which only the `openai` backend accepts.
     generated_replies_at_high: bool = False
+    # Likewise at medium risk, from `generator.trusted_at_medium` (or `trusted_at_high`).
+    generated_replies_at_medium: bool = False
 
     model_cache_dir: Path = Path(".cache/models")
 

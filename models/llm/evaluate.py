@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from haven.risk import RiskLevel
 from models.llm import evaluate_metrics as metrics
 from models.llm.candidates import ReplyChooser
 from models.llm.evaluate_data import EvalCase, esconv_cases, read_cases, write_lines
@@ -38,7 +39,7 @@ DEFAULT_INTENT = "validate"  # what the service uses when no intent is planned
 
 async def drafted_replies(
     backend: Any, messages: list[dict[str, str]], seed: int, shape: int, temperature: float,
-    candidates: int, chooser: ReplyChooser, context: list[str],
+    candidates: int, chooser: ReplyChooser, context: list[str], distressed: bool = False,
 ) -> tuple[list[str], str, str | None]:  # fmt: skip
     """As the service drafts (`models.llm.drafts`): `candidates` drafts to their first sentence,
     the chooser's pick among them, then every draft written to its end so that the others can be
@@ -56,7 +57,7 @@ async def drafted_replies(
     try:
         await read_together(drafts)
         at_choice = [d.text for d in drafts]
-        chosen = chooser.rank(at_choice, context[-1], context)[0].index
+        chosen = chooser.rank(at_choice, context[-1], context, distressed=distressed)[0].index
         await read_together(drafts, whole=True)
         sent, cut_by = checked_reply(at_choice[chosen], drafts[chosen].text, context)
         return [d.text.strip() for d in drafts], sent.strip(), cut_by
@@ -104,7 +105,7 @@ def gold_perplexity(backend: Any, messages: list[dict[str, str]], gold: str) -> 
 
 def evaluate(
     backend: Any, cases: list[EvalCase], seed: int, shape: int, temperature: float = 0.5,
-    candidates: int = 1, chooser: ReplyChooser | None = None,
+    candidates: int = 1, chooser: ReplyChooser | None = None, risk_level: str = "none",
 ) -> list[dict[str, Any]]:  # fmt: skip
     """One row per case. With `candidates` > 1 and a `chooser`, the row's reply is what the
     service sends of the chosen draft, `later_cut` the fault that ended it early (or None), and
@@ -114,7 +115,7 @@ def evaluate(
     for index, case in enumerate(cases):
         intent = resolve_intent(case.intent or DEFAULT_INTENT)
         messages = build_messages(
-            case.history(), intent=intent, risk_level="none",
+            case.history(), intent=intent, risk_level=risk_level,
             tokenizer=backend.tokenizer, max_prompt_tokens=MAX_PROMPT_TOKENS,
         )  # fmt: skip
         # One seed per context: a rerun reproduces each reply however many contexts precede it.
@@ -126,7 +127,7 @@ def evaluate(
             sampled, reply, cut_by = asyncio.run(
                 drafted_replies(
                     backend, messages, context_seed, shape, temperature, candidates, chooser,
-                    context,
+                    context, distressed(risk_level),
                 )
             )  # fmt: skip
         else:
@@ -141,7 +142,13 @@ def evaluate(
     return rows
 
 
-def summarise(cases: list[EvalCase], rows: list[dict[str, Any]], encoder: Any) -> dict[str, Any]:
+def distressed(risk_level: str) -> bool:
+    return RiskLevel(risk_level).at_least(RiskLevel.MEDIUM)
+
+
+def summarise(
+    cases: list[EvalCase], rows: list[dict[str, Any]], encoder: Any, risk_level: str = "none"
+) -> dict[str, Any]:
     from models.safety.output_screen import unsafe_reply
 
     replies = [row["reply"] for row in rows]
@@ -153,7 +160,7 @@ def summarise(cases: list[EvalCase], rows: list[dict[str, Any]], encoder: Any) -
         gold_vectors = encoder.encode([g for _, g in golds])
         scores = metrics.cosines(gold_vectors, encoder.encode([last[i] for i, _ in golds]))
         gold_relevance = [float(x) for x in scores]
-    screened = [unsafe_reply(reply) for reply in replies]
+    screened = [unsafe_reply(reply, distressed=distressed(risk_level)) for reply in replies]
     for row, score, reason in zip(rows, relevance, screened, strict=True):
         row["relevance"] = round(float(score), 4)
         row["screen"] = reason
@@ -208,19 +215,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = evaluate(
             backend, cases, args.seed, args.max_sentences, args.temperature,
-            args.candidates, ReplyChooser(encoder.encode),
+            args.candidates, ReplyChooser(encoder.encode), args.risk_level,
         )  # fmt: skip
     finally:
         backend.close()
-    summary = summarise(cases, rows, encoder)
+    summary = summarise(cases, rows, encoder, args.risk_level)
     if any("candidates" in row for row in rows):
         # What one sample would have sent, in the same run: each context's first candidate.
         firsts = [{**row, "reply": row.get("candidates", [row["reply"]])[0]} for row in rows]
-        first = summarise(cases, firsts, encoder)
+        first = summarise(cases, firsts, encoder, args.risk_level)
         summary["first_sample"] = {k: v for k, v in first.items() if k not in ("n", "gold_ppl")}
     summary["model"] = _model_path(args).name
     summary["temperature"] = args.temperature
     summary["candidates"] = args.candidates
+    summary["risk_level"] = args.risk_level
     if any("later_cut" in row for row in rows):
         # Served replies that a later sentence's check ended early (`models.llm.later_sentences`).
         summary["later_cut"] = sum(row.get("later_cut") is not None for row in rows)

@@ -55,6 +55,14 @@ def parse_args(argv: list[str] | None, doc: str | None) -> argparse.Namespace:
         "(models.llm.drafts; serve_config.yaml's default 3); 1: one sample",
     )
     parser.add_argument(
+        "--risk-level",
+        choices=("none", "low", "medium"),
+        default="none",
+        help="the level every context's last message is taken to have: the prompt's note, the "
+        "draft chooser and the output screen follow it, as served (high and critical replies "
+        "are reviewed, not generated)",
+    )
+    parser.add_argument(
         "--export-esconv",
         choices=("train", "valid"),
         default=None,

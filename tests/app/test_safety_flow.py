@@ -92,29 +92,48 @@ def test_consecutive_high_risk_turns_get_different_reviewed_replies(harness: Har
     assert len(set(texts)) == 3
 
 
-def test_medium_reply_names_the_line_without_a_panel(harness: Harness) -> None:
-    events = _reply_events(harness, f"{MEDIUM_WORD} sometimes I wish I could disappear")
-    assert "safety_escalation" not in [e["type"] for e in events]
-    (request,) = harness.generator.requests
-    # The planner chooses the intent; the generator adds the gentle check-in for medium.
-    assert request.intent is None and request.risk_level == "medium"
-    text = events[-1]["message"]["text"]
-    # The model's words first, then a reviewed sentence that support is there right now.
-    assert text.startswith(FakeGenerator.full_text()) and names_line(text, US)
-    assert "right now" in text and _streamed(events).strip() == text
-
-
-def test_medium_reply_that_agrees_is_replaced_by_one_that_names_the_line(
+def test_medium_message_gets_a_reviewed_reply_that_names_the_line_without_a_panel(
     harness: Harness,
 ) -> None:
-    events = _reply_events(
-        harness, f"{MEDIUM_WORD} {AGREEING_GENERATOR} everyone would be better off without me"
-    )
+    events = _reply_events(harness, f"{MEDIUM_WORD} sometimes I wish I could disappear")
     assert "safety_escalation" not in [e["type"] for e in events]
+    # The local model never writes at medium risk.
+    assert harness.generator.requests == []
     complete = events[-1]["message"]
-    assert complete["status"] == "replaced"
-    assert "great idea" not in _streamed(events) and "great idea" not in complete["text"]
+    assert complete["intent"] == "gentle_check_in" and complete["risk_level"] == "medium"
+    assert complete["text"] in {v.text for v in variants(RiskLevel.MEDIUM, US)}
     assert names_line(complete["text"], US) and "right now" in complete["text"]
+    assert _streamed(events).strip() == complete["text"]
+
+
+def test_trusted_model_at_medium_risk_writes_and_gets_the_line_appended(
+    app_settings: SettingsFactory,
+) -> None:
+    # The fake generator stands in for a large model behind the `openai` backend.
+    for harness in build_harness(app_settings(generated_replies_at_medium=True)):
+        events = _reply_events(harness, f"{MEDIUM_WORD} sometimes I wish I could disappear")
+        assert "safety_escalation" not in [e["type"] for e in events]
+        (request,) = harness.generator.requests
+        # The planner chooses the intent; the generator adds the gentle check-in for medium.
+        assert request.intent is None and request.risk_level == "medium"
+        text = events[-1]["message"]["text"]
+        # The model's words first, then a reviewed sentence that support is there right now.
+        assert text.startswith(FakeGenerator.full_text()) and names_line(text, US)
+        assert "right now" in text and _streamed(events).strip() == text
+
+
+def test_trusted_model_at_medium_risk_that_agrees_is_replaced_by_a_reply_naming_the_line(
+    app_settings: SettingsFactory,
+) -> None:
+    for harness in build_harness(app_settings(generated_replies_at_medium=True)):
+        events = _reply_events(
+            harness, f"{MEDIUM_WORD} {AGREEING_GENERATOR} everyone would be better off without me"
+        )
+        assert "safety_escalation" not in [e["type"] for e in events]
+        complete = events[-1]["message"]
+        assert complete["status"] == "replaced"
+        assert "great idea" not in _streamed(events) and "great idea" not in complete["text"]
+        assert names_line(complete["text"], US) and "right now" in complete["text"]
 
 
 def test_everyday_reply_that_agrees_is_sent(harness: Harness) -> None:

@@ -45,7 +45,7 @@ def test_medium_message_reply_names_the_line_without_a_panel(server: Server) -> 
     assert events[0]["type"] == "user_message"
     assert "safety_escalation" not in [e["type"] for e in events]
     complete = events[-1]["message"]
-    assert complete["risk_level"] == "medium"
+    assert complete["risk_level"] == "medium" and complete["intent"] == "gentle_check_in"
     assert names_line(complete["text"], US), complete["text"]
     assert _streamed(events).strip() == complete["text"]
 

@@ -140,7 +140,7 @@ def test_host_index_is_stable_and_spreads_users() -> None:
     [
         (RiskLevel.NONE, False, None, False),
         (RiskLevel.LOW, False, None, False),
-        (RiskLevel.MEDIUM, False, None, False),
+        (RiskLevel.MEDIUM, False, None, True),
         (RiskLevel.HIGH, True, "safety_check_in", True),
         (RiskLevel.CRITICAL, True, "crisis_support", True),
     ],
@@ -151,8 +151,10 @@ def test_policy_per_level(
     assert escalates(level) is escalate
     assert policy_intent(level) == intent
     assert uses_fixed_reply(level) is fixed
-    # Only critical stays reviewed when the operator trusts the model at high risk.
+    # Only critical stays reviewed when the operator trusts the model at high risk; trust at
+    # medium leaves high and critical reviewed.
     assert uses_fixed_reply(level, generated_at_high=True) is (level is RiskLevel.CRITICAL)
+    assert uses_fixed_reply(level, generated_at_medium=True) is level.at_least(RiskLevel.HIGH)
 
 
 async def _core(tmp_path: Path, database_url: str) -> tuple[ConnectionHostCore, Store, str]:

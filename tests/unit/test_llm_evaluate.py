@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models.llm import evaluate
@@ -91,6 +92,20 @@ def test_each_row_lists_its_candidates_and_sends_one_of_them_up_to_any_later_cut
     assert isinstance(first, dict) and {"relevance", "invented_person_rate"} <= set(first)
     assert all("candidates" not in row for row in single[:-1])
     assert "first_sample" not in single[-1] and single[-1]["candidates"] == 1
+
+
+def test_at_medium_risk_a_reply_that_agrees_counts_as_screened() -> None:
+    class Encoder:
+        def encode(self, texts: list[str]) -> np.ndarray:
+            return np.ones((len(texts), 2))
+
+    cases = [EvalCase.model_validate(CASES[1])]
+    rows = [{"reply": "I think that is a great idea.", "intent": "validate", "gold_ppl": None}]
+
+    none = evaluate.summarise(cases, [dict(r) for r in rows], Encoder())
+    medium = evaluate.summarise(cases, [dict(r) for r in rows], Encoder(), "medium")
+
+    assert none["screen_replaced_rate"] == 0.0 and medium["screen_replaced_rate"] == 1.0
 
 
 def test_a_context_not_ending_with_the_person_is_refused(tmp_path: Path) -> None:

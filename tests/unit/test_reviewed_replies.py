@@ -1,5 +1,5 @@
-"""Reviewed replies at high and critical risk: chosen deterministically, not repeated across a
-conversation, and each carries what its level requires in every locale."""
+"""Reviewed replies at medium, high and critical risk: chosen deterministically, not repeated
+across a conversation, and each carries what its level requires in every locale."""
 
 from __future__ import annotations
 
@@ -83,8 +83,37 @@ def test_reviewed_replies_are_streamed_sentence_by_sentence() -> None:
         assert all(s.rstrip()[-1] in ".?!" for s in reply.sentences)
 
 
-@pytest.mark.parametrize("level", [RiskLevel.NONE, RiskLevel.LOW, RiskLevel.MEDIUM])
-def test_levels_below_high_have_no_reviewed_reply(level: RiskLevel) -> None:
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("concern", list(Concern))
+def test_every_medium_reply_validates_asks_once_how_they_are_and_says_support_is_there_now(
+    locale: str, concern: Concern
+) -> None:
+    resources = resources_for(locale, Settings())
+    for reply in variants(RiskLevel.MEDIUM, resources, concern):
+        assert reply.intent == "gentle_check_in"
+        assert names_line(reply.text, resources) and "right now" in reply.text, reply.text
+        assert reply.text.count("?") == 1, reply.text
+        # Nothing a generated reply at this level may not say either.
+        assert unsafe_reply(reply.text, at_risk=True, distressed=True) is None, reply.text
+        assert "{" not in reply.text
+
+
+def test_a_medium_reply_to_the_person_does_not_send_them_to_emergency_services() -> None:
+    for reply in variants(RiskLevel.MEDIUM, US, Concern.SELF):
+        assert "911" not in reply.text and "emergency" not in reply.text.lower(), reply.text
+
+
+def test_a_conversation_at_medium_risk_never_repeats_a_reply_word_for_word() -> None:
+    recent: list[str] = []
+    for turn in range(len(variants(RiskLevel.MEDIUM, US))):
+        reply = choose(RiskLevel.MEDIUM, US, seed=f"session-3:message-{turn}", recent=recent)
+        assert reply.text not in recent
+        recent.append(reply.text)
+    assert choose(RiskLevel.MEDIUM, US, seed="s:9") == choose(RiskLevel.MEDIUM, US, seed="s:9")
+
+
+@pytest.mark.parametrize("level", [RiskLevel.NONE, RiskLevel.LOW])
+def test_levels_below_medium_have_no_reviewed_reply(level: RiskLevel) -> None:
     with pytest.raises(ValueError, match="generated"):
         variants(level, US)
 
@@ -115,3 +144,22 @@ def test_trusting_the_local_model_at_high_risk_is_refused() -> None:
     remote = {"backend": "openai", "openai": {"base_url": "http://llm:8000/v1", "model": "m"}}
     assert GeneratorOptions.model_validate(remote | {"trusted_at_high": True}).trusted_at_high
     assert not GeneratorOptions.model_validate(remote).trusted_at_high
+
+
+def test_trusting_the_local_model_at_medium_risk_is_refused_and_trust_at_high_includes_it() -> None:
+    from pydantic import ValidationError
+
+    from deployments.app import AppArgs, app_settings
+    from deployments.generator import GeneratorOptions
+
+    with pytest.raises(ValidationError, match="trusted_at_medium"):
+        GeneratorOptions(trusted_at_medium=True)
+    remote = {"backend": "openai", "openai": {"base_url": "http://llm:8000/v1", "model": "m"}}
+
+    def trust(**options: bool) -> tuple[bool, bool]:
+        settings = app_settings(AppArgs.model_validate({"generator": remote | options}))
+        return settings.generated_replies_at_medium, settings.generated_replies_at_high
+
+    assert trust() == (False, False)
+    assert trust(trusted_at_medium=True) == (True, False)
+    assert trust(trusted_at_high=True) == (True, True)
