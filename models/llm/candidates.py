@@ -4,7 +4,8 @@ A small model's single sample often answers the gist loosely, invents someone th
 mentioned ("she", "your boss"), asks two questions at once, or speaks of a life of its own ("I've
 felt that way too"). Sampling a few replies to the same prompt in one batch and choosing among
 them enforces what can be checked on the text (no invented person, at most one question, no
-experience of its own, no "I can't help", nothing the output screen would stop) and then prefers
+experience of its own, no "I can't help", no misreading of what the person said
+(`models.llm.misreadings`), nothing the output screen would stop) and then prefers
 the reply closest in meaning to what the person just wrote (cosine of MiniLM sentence
 embeddings). This is the rerank step of sample-and-rerank decoding; `models.llm.drafts` samples
 the candidates and chooses at their first sentence, so only the first sentence waits for the
@@ -20,7 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from haven.risk import RiskLevel
 from models.llm.evaluate_metrics import cosines, mentions_third_person
+from models.llm.misreadings import misreadings
 from models.safety.output_screen import unsafe_reply
 
 # Sentence embeddings of texts, one unit vector per row (`MiniLMEncoder.encode`).
@@ -119,7 +122,9 @@ _OWN_EXPERIENCE = re.compile(
 )
 # A listener that says it cannot help has left the person alone with it.
 _REFUSAL = re.compile(
-    r"\bi(?:'m| am)? ?(?:unable|not able|can't|cannot|can not) (?:to )?(?:assist|help)\b(?! but)",
+    r"\bi(?:'m| am)? ?(?:unable|not able|can't|cannot|can not) (?:to )?(?:assist|help)\b(?! but)"
+    r"|\bi (?:don't|do not) have the (?:ability|capability|capacity)\b"
+    r"|\bi(?:'m| am) not (?:equipped|allowed|able) to\b",
     re.IGNORECASE,
 )
 
@@ -132,9 +137,12 @@ class Candidate:
     relevance: float  # cosine to the person's last message
 
 
-def faults(text: str, context: Sequence[str], *, distressed: bool = False) -> tuple[str, ...]:
-    """What is wrong with `text` as a reply, as far as the text alone can tell; `distressed`:
-    the person's message was rated medium or above (`unsafe_reply`)."""
+def faults(
+    text: str, context: Sequence[str], *, level: RiskLevel = RiskLevel.NONE
+) -> tuple[str, ...]:
+    """What is wrong with `text` as a reply, as far as the text alone can tell; `level`: the
+    person's message's risk level (from `low` good news is a misreading, from `medium` so is
+    agreeing: `models.llm.misreadings`, `unsafe_reply`)."""
     found: list[str] = []
     if not text.strip():
         found.append("empty")
@@ -147,7 +155,8 @@ def faults(text: str, context: Sequence[str], *, distressed: bool = False) -> tu
         found.append("own_experience")
     if _REFUSAL.search(plain):
         found.append("refusal")
-    if unsafe_reply(text, distressed=distressed) is not None:
+    found.extend(misreadings(plain, context, troubled=level.at_least(RiskLevel.LOW)))
+    if unsafe_reply(text, distressed=level.at_least(RiskLevel.MEDIUM)) is not None:
         found.append("screened")
     return tuple(found)
 
@@ -184,17 +193,17 @@ class ReplyChooser:
         message: str,
         context: Sequence[str],
         *,
-        distressed: bool = False,
+        level: RiskLevel = RiskLevel.NONE,
     ) -> list[Candidate]:
         """`texts` scored against the person's last `message` and the conversation's texts
-        (`context`, both sides), best first; ties keep the sampling order. `distressed`: the
-        message was rated medium or above."""
+        (`context`, both sides), best first; ties keep the sampling order. `level`: the
+        message's risk level."""
         if not texts:
             raise ValueError("no candidates to choose from")
         vectors = self._embed([*texts, message])
         relevance = cosines(vectors[:-1], np.repeat(vectors[-1:], len(texts), axis=0))
         scored = [
-            Candidate(i, text, faults(text, context, distressed=distressed), float(score))
+            Candidate(i, text, faults(text, context, level=level), float(score))
             for i, (text, score) in enumerate(zip(texts, relevance, strict=True))
         ]
         order = sorted(

@@ -39,7 +39,7 @@ DEFAULT_INTENT = "validate"  # what the service uses when no intent is planned
 
 async def drafted_replies(
     backend: Any, messages: list[dict[str, str]], seed: int, shape: int, temperature: float,
-    candidates: int, chooser: ReplyChooser, context: list[str], distressed: bool = False,
+    candidates: int, chooser: ReplyChooser, context: list[str], risk_level: str = "none",
 ) -> tuple[list[str], str, str | None]:  # fmt: skip
     """As the service drafts (`models.llm.drafts`): `candidates` drafts to their first sentence,
     the chooser's pick among them, then every draft written to its end so that the others can be
@@ -57,7 +57,8 @@ async def drafted_replies(
     try:
         await read_together(drafts)
         at_choice = [d.text for d in drafts]
-        chosen = chooser.rank(at_choice, context[-1], context, distressed=distressed)[0].index
+        level = RiskLevel(risk_level)
+        chosen = chooser.rank(at_choice, context[-1], context, level=level)[0].index
         await read_together(drafts, whole=True)
         sent, cut_by = checked_reply(at_choice[chosen], drafts[chosen].text, context)
         return [d.text.strip() for d in drafts], sent.strip(), cut_by
@@ -127,7 +128,7 @@ def evaluate(
             sampled, reply, cut_by = asyncio.run(
                 drafted_replies(
                     backend, messages, context_seed, shape, temperature, candidates, chooser,
-                    context, distressed(risk_level),
+                    context, risk_level,
                 )
             )  # fmt: skip
         else:

@@ -169,7 +169,7 @@ class ReplyService:
                     texts,
                     message,
                     _context(request),
-                    distressed=_distressed(request),
+                    level=_level(request),
                 )
             )
         except Exception:
@@ -216,8 +216,8 @@ async def _shaped(
         yield rest
 
 
-def _distressed(request: ReplyRequest) -> bool:
-    """Whether the person's message was rated medium or above (an unknown level counts)."""
+def _level(request: ReplyRequest) -> RiskLevel:
+    """The person's message's risk level; an unknown one is taken as medium."""
     if request.risk_level not in RISK_LEVELS:
-        return True
-    return RiskLevel(request.risk_level).at_least(RiskLevel.MEDIUM)
+        return RiskLevel.MEDIUM
+    return RiskLevel(request.risk_level)

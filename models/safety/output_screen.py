@@ -196,6 +196,12 @@ _NAMES_THOUGHT = re.compile(
 )
 
 
+def endorses(text: str) -> bool:
+    """Whether the reply agrees with what the person said or proposed ("you're right", "great
+    idea", "I agree"), rather than suggesting, rejecting or naming the thought."""
+    return _endorses(text.lower().replace("\u2019", "'"))
+
+
 def _endorses(lowered: str) -> bool:
     if not any(word in lowered for word in _ENDORSE_WORDS):
         return False

@@ -14,6 +14,7 @@ import pytest
 from deployments.generator import GeneratorOptions
 from haven.backends import ChatTurn, ReplyRequest
 from haven.reply_elements import low_suggestion
+from haven.risk import RiskLevel
 from models.llm.admission import Admission, AdmissionQueue
 from models.llm.backend import GenerationParams
 from models.llm.candidates import ReplyChooser, faults
@@ -45,6 +46,7 @@ def test_each_checkable_fault_is_named() -> None:
     assert faults("I had the same before my finals.", context) == ("own_experience",)
     assert faults("It's hard for me too!", context) == ("own_experience",)
     assert faults("I'm unable to assist with that right now.", context) == ("refusal",)
+    assert faults("I do not have the ability to tell you how it feels.", context) == ("refusal",)
 
 
 def test_ordinary_supportive_wording_has_no_fault() -> None:
@@ -178,11 +180,11 @@ def test_agreeing_with_a_person_in_distress_is_a_fault_only_then() -> None:
     texts = ["I think that is a great idea.", "That sounds so heavy to carry."]
     chooser = ReplyChooser(embed)
 
-    distressed = chooser.rank(texts, message, [message], distressed=True)
+    distressed = chooser.rank(texts, message, [message], level=RiskLevel.MEDIUM)
     everyday = chooser.rank(texts, message, [message])
 
     assert [c.text for c in distressed] == [texts[1], texts[0]]
-    assert distressed[1].faults == ("screened",)
+    assert distressed[1].faults == ("agrees_with_distress", "screened")
     assert [c.text for c in everyday] == texts and everyday[0].faults == ()
 
 
