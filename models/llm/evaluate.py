@@ -60,7 +60,10 @@ async def drafted_replies(
         level = RiskLevel(risk_level)
         chosen = chooser.rank(at_choice, context[-1], context, level=level)[0].index
         await read_together(drafts, whole=True)
-        sent, cut_by = checked_reply(at_choice[chosen], drafts[chosen].text, context)
+        sent, cut_by = checked_reply(
+            at_choice[chosen], drafts[chosen].text, context,
+            troubled=level.at_least(RiskLevel.LOW),
+        )  # fmt: skip
         return [d.text.strip() for d in drafts], sent.strip(), cut_by
     finally:
         for admission in admissions:

@@ -6,9 +6,11 @@ work" went on to "your new colleagues", whom the person never mentioned. Each se
 first is therefore held until it ends and then held to the chooser's own checks: it may not
 speak of a person the conversation never mentioned (`names_unmentioned_person`, against the
 same context the chooser used), and it may not add a question when the reply already asked one
-(`several_questions`). A sentence that fails is not sent and the reply ends before it: the
-sentences already out read as a whole reply, while a sentence dropped from the middle could
-leave the next one referring to it. The first sentence was chosen, so it is always kept.
+(`several_questions`), and it may not misread the person (`models.llm.misreadings`: "I'm sorry
+to hear that. I am glad you are feeling tired"). A sentence that fails is not sent and the reply
+ends before it: the sentences already out read as a whole reply, while a sentence dropped from
+the middle could leave the next one referring to it. The first sentence was chosen, so it is
+always kept.
 
 The cost is that later sentences go out whole rather than word by word, as the first one does.
 """
@@ -20,6 +22,7 @@ from contextlib import aclosing
 from enum import Enum
 
 from models.llm.candidates import names_unmentioned_person, several_questions
+from models.llm.misreadings import misreadings
 from models.llm.reply_shape import sentence_ends
 
 
@@ -33,16 +36,18 @@ class LaterSentences:
 
     `chosen` is the draft's text when it was chosen: its first sentence goes out at once
     (`first`); anything written after that sentence's end is held like any later text.
-    `context` is the conversation's texts, both sides, as the chooser was given them.
+    `context` is the conversation's texts, both sides, as the chooser was given them;
+    `troubled`: the person's message was rated `low` or above.
     """
 
-    def __init__(self, chosen: str, context: Sequence[str]) -> None:
+    def __init__(self, chosen: str, context: Sequence[str], *, troubled: bool = False) -> None:
         ends = sentence_ends(chosen)
         cut = ends[0] if ends else len(chosen)
         self.first = chosen[:cut]
         self._sent = self.first  # every sentence released, for the question count
         self._held = chosen[cut:]  # the sentence being written, not yet sent
         self._context = list(context)
+        self._troubled = troubled
         self.state = LaterState.OPEN
         self.cut_by: str | None = None  # the fault that ended the reply early
 
@@ -78,6 +83,8 @@ class LaterSentences:
             self.cut_by = "invented_person"
         elif "?" in sentence and several_questions(self._sent + sentence):
             self.cut_by = "several_questions"
+        elif found := misreadings(sentence, self._context, troubled=self._troubled):
+            self.cut_by = found[0]
         else:
             self._sent += sentence
             return True
@@ -102,9 +109,11 @@ async def checked(
         yield rest
 
 
-def checked_reply(chosen: str, whole: str, context: Sequence[str]) -> tuple[str, str | None]:
+def checked_reply(
+    chosen: str, whole: str, context: Sequence[str], *, troubled: bool = False
+) -> tuple[str, str | None]:
     """What the service sends of a draft chosen at `chosen` and written to `whole`, and the
     fault that cut it short (None if nothing did); for the evaluation, which writes drafts whole."""
-    later = LaterSentences(chosen, context)
+    later = LaterSentences(chosen, context, troubled=troubled)
     text = later.first + later.add(whole[len(chosen) :]) + later.finish()
     return text, later.cut_by

@@ -145,7 +145,9 @@ class ReplyService:
             if len(drafts) > 1:
                 chosen = drafts[await self._choose([d.text for d in drafts], request)]
             await drop_all(drafts, keep=chosen)
-            later = LaterSentences(chosen.text, _context(request))
+            later = LaterSentences(
+                chosen.text, _context(request), troubled=_level(request).at_least(RiskLevel.LOW)
+            )
             if later.first:
                 yield later.first
             async with aclosing(checked(chosen.rest(), later)) as rest:

@@ -56,6 +56,17 @@ async def test_a_later_sentence_naming_an_unmentioned_person_ends_the_reply_befo
     assert later.state is LaterState.CUT and later.cut_by == "invented_person"
 
 
+def test_a_later_sentence_that_misreads_distress_ends_the_reply_before_it_from_low_risk() -> None:
+    context = ["My coworkers joke about my accent every day and I'm tired of laughing along."]
+    first = "I'm sorry to hear that."
+    rest = " I am glad you are feeling tired and frustrated."
+
+    text, cut_by = checked_reply(first, first + rest, context, troubled=True)
+    assert text == first and cut_by == "reads_as_good_news"
+    # At none it may be good news the person shared.
+    assert checked_reply(first, first + rest, context) == (first + rest, None)
+
+
 async def test_a_later_sentence_with_a_pronoun_for_nobody_mentioned_ends_the_reply() -> None:
     pieces, later = await sent(FIRST, " She would understand how you feel.", LONELY)
 

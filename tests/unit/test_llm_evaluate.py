@@ -85,7 +85,7 @@ def test_each_row_lists_its_candidates_and_sends_one_of_them_up_to_any_later_cut
         candidates = row["candidates"]
         assert isinstance(candidates, list) and len(candidates) == 3
         assert any(str(text).startswith(str(row["reply"])) for text in candidates)
-        assert row["later_cut"] in (None, "invented_person", "several_questions")
+        assert row["later_cut"] is None or isinstance(row["later_cut"], str)
     assert summary["candidates"] == 3
     assert summary["later_cut"] == sum(row["later_cut"] is not None for row in rows)
     first = summary["first_sample"]
