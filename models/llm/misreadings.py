@@ -50,6 +50,17 @@ _I_AM = re.compile(
     r" (?P<word>[a-z]+)",
     re.IGNORECASE,
 )
+# A sentence that opens with what the person did or was, in the first person: "It was very
+# disappointing but I did not do anything wrong." to "I feel so worthless after that review".
+# A supporter's own sentences open with "I'm sorry", "I hear", "I think", never with these.
+_TELLS_AS_PERSON = re.compile(
+    r"(?:^|[.!?]\s+|,?\s+(?:but|and)\s+)i (?:did|didn't|did not|was|wasn't|was not|hate|keep"
+    r"|kept|can't stop|messed|screwed|failed|ruined)\b"
+    # "I was wondering how you are", "I was sorry to hear": the supporter's own words.
+    r"(?! (?:wondering|thinking|going|just|curious|hoping|sorry|glad|happy|touched|moved"
+    r"|struck|listening)\b)",
+    re.IGNORECASE,
+)
 _SUPPORTER_WORDS = frozenset(
     """sorry glad happy here not listening with always able unable wondering curious going
     trying concerned worried a an the so really sure honoured honored grateful thankful
@@ -91,9 +102,12 @@ def misreadings(text: str, context: Sequence[str], *, troubled: bool = False) ->
 
 
 def speaks_as_person(text: str, context: Sequence[str]) -> bool:
-    """Whether the reply says "I am / I feel X" with an X the person wrote."""
+    """Whether the reply says "I am / I feel X" with an X the person wrote, or tells what the
+    person did as its own ("I did not do anything wrong")."""
     if not context:
         return False
+    if _TELLS_AS_PERSON.search(text):
+        return True
     said = set(_WORD.findall(context[-1].lower()))
     for match in _I_AM.finditer(text):
         word = match["word"].lower()

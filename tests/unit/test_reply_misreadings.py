@@ -60,6 +60,9 @@ def test_the_persons_feeling_spoken_as_the_replys_own_is_a_misreading() -> None:
     assert misreadings("I am very lonely.", ["so lonely"]) == ("speaks_as_person",)
     message = "I feel hopeless about ever getting a job in my field"
     assert misreadings("I feel hopeless about getting a job.", [message]) == ("speaks_as_person",)
+    review = ["I feel so worthless after that performance review"]
+    told = "It was very disappointing but I did not do anything wrong."
+    assert misreadings(told, review) == ("speaks_as_person",)
     # The supporter's own words for itself are not the person's.
     assert misreadings("I'm sorry you feel so lonely.", ["so lonely"]) == ()
     assert misreadings("I am here with you; you sound lonely.", ["so lonely"]) == ()
