@@ -7,7 +7,6 @@ class, so everything here runs in-process in tests, with any backend and any pla
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
@@ -166,13 +165,7 @@ class ReplyService:
         message = next((t.text for t in reversed(request.history) if t.role == "user"), "")
         try:
             ranked = await asyncio.to_thread(
-                functools.partial(
-                    self._chooser.rank,
-                    texts,
-                    message,
-                    _context(request),
-                    level=_level(request),
-                )
+                self._chooser.rank, texts, message, _context(request), level=_level(request)
             )
         except Exception:
             # Any of the drafts is a reply; choosing only finds the better one.
