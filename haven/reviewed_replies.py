@@ -28,7 +28,12 @@ from enum import StrEnum
 
 from haven.protocol import EmergencyResources
 from haven.risk import RiskLevel
-from haven.safety_policy import CRISIS_SUPPORT, GENTLE_CHECK_IN, SAFETY_CHECK_IN
+from haven.safety_policy import (
+    CRISIS_SUPPORT,
+    GENTLE_CHECK_IN,
+    SAFETY_CHECK_IN,
+    text_line_in_sentence,
+)
 
 
 class Concern(StrEnum):
@@ -191,10 +196,9 @@ class ReviewedReply:
 
 def line_fields(resources: EmergencyResources) -> dict[str, str]:
     """How the locale's lines read inside a sentence."""
-    text_line = resources.text_instruction or f"Text {resources.crisis_text}"
     return {
         "hotline": resources.crisis_hotline,
-        "text_line": text_line[:1].lower() + text_line[1:],
+        "text_line": text_line_in_sentence(resources),
         "emergency": resources.emergency_number or "your local emergency number",
     }
 

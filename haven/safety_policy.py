@@ -83,8 +83,10 @@ def escalation_action(level: RiskLevel) -> Action:
     return Action.CRISIS_REPLY if level is RiskLevel.CRITICAL else Action.SAFETY_CHECK_IN
 
 
-def _text_line(resources: EmergencyResources) -> str:
-    return resources.text_instruction or f"text {resources.crisis_text}"
+def text_line_in_sentence(resources: EmergencyResources) -> str:
+    """The locale's text line as it reads after "call 988 or": "text HOME to 741741"."""
+    text_line = resources.text_instruction or f"text {resources.crisis_text}"
+    return text_line[:1].lower() + text_line[1:]
 
 
 # Output-screen reasons about how a reply treats the person rather than about harm
@@ -114,12 +116,11 @@ def safe_replacement(
             "I'm sorry, that didn't come out the way I meant it. What you're carrying sounds "
             "really heavy, and I'm glad you told me. How are you doing right now? If it ever "
             f"feels like too much, support is there right now: you can call "
-            f"{resources.crisis_hotline} or {_text_line(resources)[0].lower()}"
-            f"{_text_line(resources)[1:]}."
+            f"{resources.crisis_hotline} or {text_line_in_sentence(resources)}."
         )
     return (
         "I'm sorry, I can't help with that, but I do care about how you're doing. "
         "If you're thinking about hurting yourself, please reach out now: call "
-        f"{resources.crisis_hotline} or {_text_line(resources)[0].lower()}"
-        f"{_text_line(resources)[1:]}. Would you like to tell me more about what's going on?"
+        f"{resources.crisis_hotline} or {text_line_in_sentence(resources)}. "
+        "Would you like to tell me more about what's going on?"
     )
