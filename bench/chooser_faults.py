@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             best = chooser.rank(firsts, context[-1], context, level=level)[0]
             chosen[name] = best.text
             candidates.misreadings = with_checks
-            troubled = level.at_least(RiskLevel.LOW)
-            counts[name] += bool(with_checks(best.text, context, troubled=troubled))
+            counts[name] += bool(with_checks(best.text, context, level=level))
         if chosen["with"] != chosen["without"]:
             counts["differ"] += 1
             print(json.dumps({"message": context[-1], **chosen}))

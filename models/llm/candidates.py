@@ -155,7 +155,7 @@ def faults(
         found.append("own_experience")
     if _REFUSAL.search(plain):
         found.append("refusal")
-    found.extend(misreadings(plain, context, troubled=level.at_least(RiskLevel.LOW)))
+    found.extend(misreadings(plain, context, level=level))
     if unsafe_reply(text, distressed=level.at_least(RiskLevel.MEDIUM)) is not None:
         found.append("screened")
     return tuple(found)

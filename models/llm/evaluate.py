@@ -60,10 +60,7 @@ async def drafted_replies(
         level = RiskLevel(risk_level)
         chosen = chooser.rank(at_choice, context[-1], context, level=level)[0].index
         await read_together(drafts, whole=True)
-        sent, cut_by = checked_reply(
-            at_choice[chosen], drafts[chosen].text, context,
-            troubled=level.at_least(RiskLevel.LOW),
-        )  # fmt: skip
+        sent, cut_by = checked_reply(at_choice[chosen], drafts[chosen].text, context, level=level)
         return [d.text.strip() for d in drafts], sent.strip(), cut_by
     finally:
         for admission in admissions:
@@ -146,10 +143,6 @@ def evaluate(
     return rows
 
 
-def distressed(risk_level: str) -> bool:
-    return RiskLevel(risk_level).at_least(RiskLevel.MEDIUM)
-
-
 def summarise(
     cases: list[EvalCase], rows: list[dict[str, Any]], encoder: Any, risk_level: str = "none"
 ) -> dict[str, Any]:
@@ -164,7 +157,8 @@ def summarise(
         gold_vectors = encoder.encode([g for _, g in golds])
         scores = metrics.cosines(gold_vectors, encoder.encode([last[i] for i, _ in golds]))
         gold_relevance = [float(x) for x in scores]
-    screened = [unsafe_reply(reply, distressed=distressed(risk_level)) for reply in replies]
+    distressed = RiskLevel(risk_level).at_least(RiskLevel.MEDIUM)
+    screened = [unsafe_reply(reply, distressed=distressed) for reply in replies]
     for row, score, reason in zip(rows, relevance, screened, strict=True):
         row["relevance"] = round(float(score), 4)
         row["screen"] = reason

@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from enum import Enum
 
+from haven.risk import RiskLevel
 from models.llm.candidates import names_unmentioned_person, several_questions
 from models.llm.misreadings import misreadings
 from models.llm.reply_shape import sentence_ends
@@ -37,17 +38,19 @@ class LaterSentences:
     `chosen` is the draft's text when it was chosen: its first sentence goes out at once
     (`first`); anything written after that sentence's end is held like any later text.
     `context` is the conversation's texts, both sides, as the chooser was given them;
-    `troubled`: the person's message was rated `low` or above.
+    `level`: the person's message's risk level.
     """
 
-    def __init__(self, chosen: str, context: Sequence[str], *, troubled: bool = False) -> None:
+    def __init__(
+        self, chosen: str, context: Sequence[str], *, level: RiskLevel = RiskLevel.NONE
+    ) -> None:
         ends = sentence_ends(chosen)
         cut = ends[0] if ends else len(chosen)
         self.first = chosen[:cut]
         self._sent = self.first  # every sentence released, for the question count
         self._held = chosen[cut:]  # the sentence being written, not yet sent
         self._context = list(context)
-        self._troubled = troubled
+        self._level = level
         self.state = LaterState.OPEN
         self.cut_by: str | None = None  # the fault that ended the reply early
 
@@ -83,7 +86,7 @@ class LaterSentences:
             self.cut_by = "invented_person"
         elif "?" in sentence and several_questions(self._sent + sentence):
             self.cut_by = "several_questions"
-        elif found := misreadings(sentence, self._context, troubled=self._troubled):
+        elif found := misreadings(sentence, self._context, level=self._level):
             self.cut_by = found[0]
         else:
             self._sent += sentence
@@ -110,10 +113,10 @@ async def checked(
 
 
 def checked_reply(
-    chosen: str, whole: str, context: Sequence[str], *, troubled: bool = False
+    chosen: str, whole: str, context: Sequence[str], *, level: RiskLevel = RiskLevel.NONE
 ) -> tuple[str, str | None]:
     """What the service sends of a draft chosen at `chosen` and written to `whole`, and the
     fault that cut it short (None if nothing did); for the evaluation, which writes drafts whole."""
-    later = LaterSentences(chosen, context, troubled=troubled)
+    later = LaterSentences(chosen, context, level=level)
     text = later.first + later.add(whole[len(chosen) :]) + later.finish()
     return text, later.cut_by

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from haven.risk import RiskLevel
 from models.safety.output_screen import endorses
 
 # "I'm glad", "good to hear", "it's a great time": except gladness that the person spoke, which
@@ -80,10 +81,13 @@ _THANKS = re.compile(r"\b(?:thank|thanks|thx|ty|cheers|appreciate)\w*\b", re.IGN
 _WORD = re.compile(r"[a-z]+")
 
 
-def misreadings(text: str, context: Sequence[str], *, troubled: bool = False) -> tuple[str, ...]:
+def misreadings(
+    text: str, context: Sequence[str], *, level: RiskLevel = RiskLevel.NONE
+) -> tuple[str, ...]:
     """Faults of `text` as a reply to the conversation `context` (both sides' texts, the
-    person's last message last); `troubled`: the message was rated `low` or above."""
+    person's last message last), whose last message was rated `level`."""
     found: list[str] = []
+    troubled = level.at_least(RiskLevel.LOW)
     plain = text.replace("\u2019", "'")
     if troubled and _GOOD_NEWS.search(plain):
         found.append("reads_as_good_news")

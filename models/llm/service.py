@@ -144,9 +144,7 @@ class ReplyService:
             if len(drafts) > 1:
                 chosen = drafts[await self._choose([d.text for d in drafts], request)]
             await drop_all(drafts, keep=chosen)
-            later = LaterSentences(
-                chosen.text, _context(request), troubled=_level(request).at_least(RiskLevel.LOW)
-            )
+            later = LaterSentences(chosen.text, _context(request), level=_level(request))
             if later.first:
                 yield later.first
             async with aclosing(checked(chosen.rest(), later)) as rest:

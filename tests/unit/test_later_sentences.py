@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Sequence
 
 import pytest
 
+from haven.risk import RiskLevel
 from models.llm.later_sentences import LaterSentences, LaterState, checked, checked_reply
 
 LONELY = ["I've been feeling really lonely since I moved to a new city for work."]
@@ -61,7 +62,7 @@ def test_a_later_sentence_that_misreads_distress_ends_the_reply_before_it_from_l
     first = "I'm sorry to hear that."
     rest = " I am glad you are feeling tired and frustrated."
 
-    text, cut_by = checked_reply(first, first + rest, context, troubled=True)
+    text, cut_by = checked_reply(first, first + rest, context, level=RiskLevel.LOW)
     assert text == first and cut_by == "reads_as_good_news"
     # At none it may be good news the person shared.
     assert checked_reply(first, first + rest, context) == (first + rest, None)

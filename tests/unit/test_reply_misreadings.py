@@ -24,7 +24,7 @@ from models.llm.misreadings import misreadings
 def test_good_news_read_into_distress_is_a_misreading_from_low_risk(
     message: str, reply: str
 ) -> None:
-    assert misreadings(reply, [message], troubled=True) == ("reads_as_good_news",)
+    assert misreadings(reply, [message], level=RiskLevel.LOW) == ("reads_as_good_news",)
     # At none the person may have shared good news.
     assert misreadings(reply, [message]) == ()
 
@@ -40,20 +40,24 @@ def test_good_news_read_into_distress_is_a_misreading_from_low_risk(
     ],
 )
 def test_gladness_that_the_person_spoke_is_not_a_misreading(reply: str) -> None:
-    assert misreadings(reply, ["I've been so low this week."], troubled=True) == ()
+    assert misreadings(reply, ["I've been so low this week."], level=RiskLevel.LOW) == ()
 
 
 def test_making_distress_smaller_is_a_misreading_from_low_risk() -> None:
     message = "i'm fine lol. just cried in the car park for 20 min"
     for reply in ("You're fine.", "It's not that bad.", "It's not a bad thing at all!"):
-        assert misreadings(reply, [message], troubled=True) == ("minimises",)
+        assert misreadings(reply, [message], level=RiskLevel.LOW) == ("minimises",)
         assert misreadings(reply, [message]) == ()
 
 
 def test_agreeing_with_what_the_person_said_against_themselves_is_a_misreading() -> None:
     message = "honestly i give up on dating. i'm clearly unlovable"
-    assert misreadings("You are right.", [message], troubled=True) == ("agrees_with_distress",)
-    assert misreadings("You're right to be tired of the apps.", [message], troubled=True) == ()
+    assert misreadings("You are right.", [message], level=RiskLevel.LOW) == (
+        "agrees_with_distress",
+    )
+    assert (
+        misreadings("You're right to be tired of the apps.", [message], level=RiskLevel.LOW) == ()
+    )
 
 
 def test_the_persons_feeling_spoken_as_the_replys_own_is_a_misreading() -> None:
