@@ -16,9 +16,10 @@ US = resources_for("US", Settings())
 REVIEWED_LEVELS = (RiskLevel.HIGH, RiskLevel.CRITICAL)
 
 
-def test_same_seed_gives_the_same_reply() -> None:
-    first = choose(RiskLevel.HIGH, US, seed="session-1:message-7")
-    assert choose(RiskLevel.HIGH, US, seed="session-1:message-7") == first
+@pytest.mark.parametrize("level", [RiskLevel.MEDIUM, *REVIEWED_LEVELS])
+def test_same_seed_gives_the_same_reply(level: RiskLevel) -> None:
+    first = choose(level, US, seed="session-1:message-7")
+    assert choose(level, US, seed="session-1:message-7") == first
 
 
 def test_seeds_spread_over_every_variant() -> None:
@@ -26,10 +27,11 @@ def test_seeds_spread_over_every_variant() -> None:
     assert seen == {v.text for v in variants(RiskLevel.HIGH, US)}
 
 
-def test_a_conversation_at_high_risk_never_repeats_a_reply_word_for_word() -> None:
+@pytest.mark.parametrize("level", [RiskLevel.MEDIUM, RiskLevel.HIGH])
+def test_a_conversation_at_risk_never_repeats_a_reply_word_for_word(level: RiskLevel) -> None:
     recent: list[str] = []
-    for turn in range(len(variants(RiskLevel.HIGH, US))):
-        reply = choose(RiskLevel.HIGH, US, seed=f"session-1:message-{turn}", recent=recent)
+    for turn in range(len(variants(level, US))):
+        reply = choose(level, US, seed=f"session-1:message-{turn}", recent=recent)
         assert reply.text not in recent
         recent.append(reply.text)
 
@@ -101,15 +103,6 @@ def test_every_medium_reply_validates_asks_once_how_they_are_and_says_support_is
 def test_a_medium_reply_to_the_person_does_not_send_them_to_emergency_services() -> None:
     for reply in variants(RiskLevel.MEDIUM, US, Concern.SELF):
         assert "911" not in reply.text and "emergency" not in reply.text.lower(), reply.text
-
-
-def test_a_conversation_at_medium_risk_never_repeats_a_reply_word_for_word() -> None:
-    recent: list[str] = []
-    for turn in range(len(variants(RiskLevel.MEDIUM, US))):
-        reply = choose(RiskLevel.MEDIUM, US, seed=f"session-3:message-{turn}", recent=recent)
-        assert reply.text not in recent
-        recent.append(reply.text)
-    assert choose(RiskLevel.MEDIUM, US, seed="s:9") == choose(RiskLevel.MEDIUM, US, seed="s:9")
 
 
 @pytest.mark.parametrize("level", [RiskLevel.NONE, RiskLevel.LOW])
