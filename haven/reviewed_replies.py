@@ -3,8 +3,9 @@ model (unless an operator trusts a large one there: `haven.safety_policy.uses_fi
 
 Each level has several variants so that a conversation that stays at risk does not get the same
 words every turn. A variant is a list of sentences, streamed one by one, with the locale's lines
-filled in. Every variant was checked against `models/safety/LABELLING.md` and safe-messaging
-practice, and names no method, means or place:
+filled in. The high and critical variants were checked against `models/safety/LABELLING.md` and
+safe-messaging practice; every variant, medium included, is held by tests to name the line, to
+pass the strict output screen (no method, means or place), and to do what its level asks:
 
 - medium (passive thoughts of death, hopelessness; no panel goes before it): it validates, asks
   gently how the person is right now, and says that support exists right now, with the line.
