@@ -2,7 +2,8 @@
 
 The same signals as the English rules (`rules.py`) and the same reason codes: an attempt in
 progress, being at the place, means ready, a plan with its timing, a written goodbye (critical),
-stated intent, means acquired and a recent attempt (high). They read the text case-folded with
+stated intent, a wish to kill oneself stated outright, means acquired and a recent attempt
+(high). They read the text case-folded with
 its diacritics removed (`content.fold`: "mañana" -> "manana", "Brücke" -> "brucke"), so a
 message typed without accents reads the same. As in English they need first-person wording;
 negation in the same clause, laughter ("jaja", "mdr", "kkk", "haha") and the figurative uses
@@ -158,6 +159,28 @@ PATTERNS: tuple[tuple[str, str, str, str, str], ...] = (
         "",
         rf"{_LAUGHTER}|{_FIGURATIVE}|\bsi (?:suspendo|me)\b|\bsi (?:je rate|j'echoue)\b|"
         r"\bwenn (?:ich|das)\b|\bse (?:eu )?(?:reprovar|tiver)\b",
+    ),
+    (
+        # A wish to kill oneself stated outright is active ideation, as in English (`rules.py`,
+        # LABELLING.md: high); a wish to be dead ("quiero morir", "ich will sterben") stays medium.
+        "stated_wish",
+        H,
+        r"\b(?:quiero|quisiera|tengo ganas de|necesito)(?: (?:de verdad|ya|solo|realmente))? "
+        r"(?:matarme|suicidarme|quitarme la vida)\b|\bme quiero (?:matar|suicidar)\b|"
+        r"\b(?:je veux|j'ai envie de|je voudrais)(?: (?:vraiment|juste|seulement))? (?:me tuer|"
+        r"me suicider|mettre fin a mes jours)\b|"
+        rf"\bich (?:will|mochte|wurde gern|wurde am liebsten) mich (?:{_NOT_DE}\w+ ){{0,4}}"
+        rf"(?:umbringen|toten)\b|\bich (?:will|mochte) mir (?:{_NOT_DE}\w+ ){{0,4}}das leben "
+        r"nehmen\b|"
+        r"\b(?:eu )?(?:quero|tenho vontade de|queria)(?: (?:mesmo|muito|so))? (?:me matar|matar-me|"
+        r"me suicidar|tirar (?:a )?minha (?:propria )?vida)\b",
+        "",
+        rf"{_LAUGHTER}|{_FIGURATIVE}|\bsi (?:tengo que|vuelvo a|otra vez|suspendo|pierdo|pierde|"
+        r"je dois|j'entends|je vois|encore)\b|\bcada vez que\b|\bchaque fois que\b|"
+        r"\bwenn (?:ich (?:noch|das)|das|der|die|mein|meine|er|sie|noch)\b|\bjedes mal\b|"
+        r"\bse (?:eu )?(?:tiver que|ouvir|ver|reprovar|perder)\b|\btoda vez que\b|"
+        r"\b(?:cuando|quand|quando) (?:mi|el|la|los|las|mon|ma|mes|le|les|il|elle|o|a|os|as|meu|"
+        r"minha)\b",
     ),
     (
         "means_acquired",

@@ -19,6 +19,8 @@ RAISED = {
         ("La soga ya está lista", C, "means_ready"),
         ("Escribí mi carta de despedida", C, "final_goodbye"),
         ("He decidido suicidarme", H, "stated_intent"),
+        ("Quiero matarme, así de claro", H, "stated_wish"),
+        ("me quiero suicidar", H, "stated_wish"),
         ("Intenté matarme la semana pasada", H, "recent_attempt"),
     ],
     "fr": [
@@ -29,6 +31,8 @@ RAISED = {
         ("La corde est prête", C, "means_ready"),
         ("J'ai écrit ma lettre d'adieu", C, "final_goodbye"),
         ("Je vais me suicider", H, "stated_intent"),
+        ("Je veux me tuer", H, "stated_wish"),
+        ("j'ai envie de me suicider", H, "stated_wish"),
         ("J'ai essayé de me suicider le mois dernier", H, "recent_attempt"),
     ],
     "de": [
@@ -42,6 +46,8 @@ RAISED = {
         ("Ich habe eine Waffe besorgt, um mich zu erschießen", H, "means_acquired"),
         ("Ich habe meinen Abschiedsbrief geschrieben", C, "final_goodbye"),
         ("ich werde mich umbringen", H, "stated_intent"),
+        ("Ich will mich umbringen. Das ist kein Spaß", H, "stated_wish"),
+        ("ich möchte mir das Leben nehmen", H, "stated_wish"),
         ("Ich habe versucht, mich umzubringen", H, "recent_attempt"),
     ],
     "pt": [
@@ -52,6 +58,8 @@ RAISED = {
         ("A corda já está pronta", C, "means_ready"),
         ("Escrevi minha carta de despedida", C, "final_goodbye"),
         ("Vou me matar", H, "stated_intent"),
+        ("Eu quero me matar", H, "stated_wish"),
+        ("tenho vontade de me matar", H, "stated_wish"),
         ("Tentei me matar semana passada", H, "recent_attempt"),
     ],
 }
@@ -66,6 +74,10 @@ QUIET = {
         "estoy en el puente sacando fotos del atardecer",
         "me tomé todas las vitaminas de la mañana",
         "intenté suicidarme hace años, hoy estoy bien",
+        "quiero matarme de risa jajaja",
+        "si tengo que escuchar esa canción otra vez quiero matarme",
+        "No quiero matarme, solo estoy cansada",
+        "quiero morir",
     ],
     "fr": [
         "je ne vais pas me tuer ce soir, promis",
@@ -74,6 +86,9 @@ QUIET = {
         "je suis sur le pont du bateau, la vue est magnifique",
         "j'ai pris toutes mes affaires pour le week-end",
         "je vais me tuer de rire mdr",
+        "je ne veux pas me tuer",
+        "quand mon équipe perd je veux me tuer",
+        "je veux mourir",
     ],
     "de": [
         "Ich werde mich heute um die Kinder kümmern",
@@ -86,6 +101,9 @@ QUIET = {
         "Ich habe ein Seil für die Schaukel im Garten gekauft",
         "Ich hab mir ein Seil gekauft, um mich beim Klettern zu sichern",
         "Der Strick vom Turnbeutel ist gerissen",
+        "ich will mich nicht umbringen",
+        "wenn der Lehrer noch einmal singt, will ich mich umbringen",
+        "ich will sterben",
     ],
     "pt": [
         "vou me matar de estudar hoje kkkk",
@@ -93,6 +111,9 @@ QUIET = {
         "esse calor está me matando",
         "tomei todos os meus remédios da pressão como o médico mandou, tudo certo",
         "estou na ponte tirando foto da vista",
+        "quando o meu time perde quero me matar",
+        "quero me matar de rir kkkk",
+        "quero morrer",
     ],
 }
 
