@@ -7,7 +7,7 @@ initialisation, dropout and batch order, so a run on the same data gives the sam
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,8 @@ class FitConfig:
     ngram_l2: float = 1e-4
     buckets: int = ngrams.BUCKETS
     seed: int = 13
+    # Heads fitted from seeds seed, seed + 1, ... and folded into one (`merge_heads`).
+    ensemble: int = 1
 
     def summary(self) -> dict[str, object]:
         return asdict(self)
@@ -77,6 +79,29 @@ def _bags(
     )
 
 
+def merge_heads(heads: Sequence[Head]) -> Head:
+    """One head whose logits are the mean of the heads' logits, exactly.
+
+    The logits are linear in `out` and `ngram`, so averaging them is a wider hidden layer (the
+    heads' hidden units side by side) with the output weights divided by their number.
+    """
+    if len(heads) == 1:
+        return heads[0]
+    k = len(heads)
+    t = [h.tensors for h in heads]
+    tensors = {
+        "hidden.weight": np.concatenate([h["hidden.weight"] for h in t], axis=0),
+        "hidden.bias": np.concatenate([h["hidden.bias"] for h in t], axis=0),
+        "out.weight": np.concatenate([h["out.weight"] for h in t], axis=1) / k,
+        "out.bias": np.mean([h["out.bias"] for h in t], axis=0),
+        "ngram.weight": np.mean([h["ngram.weight"] for h in t], axis=0),
+    }
+    return Head(
+        tensors={n: a.astype(np.float32) for n, a in tensors.items()},
+        training=dict(heads[0].training),
+    )
+
+
 def fit_head(
     embeddings: np.ndarray,
     texts: Sequence[str],
@@ -86,11 +111,29 @@ def fit_head(
     features: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Head:
     """Train on embeddings and texts (for the n-grams); `features` reuses precomputed n-grams."""
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     feats = (
         features if features is not None else [ngrams.featurise(t, config.buckets) for t in texts]
     )
+    if config.ensemble > 1:
+        heads = [
+            _fit_one(
+                embeddings, labels, sample_weight, replace(config, seed=config.seed + i), feats
+            )
+            for i in range(config.ensemble)
+        ]
+        return Head(merge_heads(heads).tensors, training={"fit": config.summary()})
+    return _fit_one(embeddings, labels, sample_weight, config, feats)
+
+
+def _fit_one(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    sample_weight: np.ndarray | None,
+    config: FitConfig,
+    feats: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> Head:
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
     x = torch.as_tensor(embeddings, dtype=torch.float32)
     y = torch.as_tensor(labels, dtype=torch.long)
     w = class_balanced_weights(np.asarray(labels), sample_weight)

@@ -110,11 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=FOLDS)
     parser.add_argument("--epochs", type=int, default=FitConfig.epochs)
     parser.add_argument("--hidden", type=int, default=FitConfig.hidden)
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        default=FitConfig.ensemble,
+        help="fit this many heads from consecutive seeds and average their logits (one head file)",
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     torch.set_num_threads(args.threads)
-    config = FitConfig(epochs=args.epochs, hidden=args.hidden)
+    config = FitConfig(epochs=args.epochs, hidden=args.hidden, ensemble=args.ensemble)
     items = corpus.load_written(args.written)
     alone = [
         datasets.Example(i.text, i.level, ALONE, i.key, i.split) for i in items if i.is_conversation

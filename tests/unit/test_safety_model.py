@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -124,6 +125,23 @@ def test_fit_head_is_deterministic() -> None:
     config = FitConfig(hidden=16, epochs=3, buckets=256)
     first, second = fit_head(x, texts, y, config=config), fit_head(x, texts, y, config=config)
     assert first.digest == second.digest
+
+
+def test_an_ensemble_head_gives_the_mean_of_its_members_logits() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 384))
+    y = np.arange(40) % 5
+    texts = [f"message {i} about the {'dead battery' if i % 2 else 'long day'}" for i in range(40)]
+    config = FitConfig(hidden=8, epochs=2, buckets=256)
+    members = [
+        fit_head(x, texts, y, config=replace(config, seed=config.seed + i)) for i in range(3)
+    ]
+    merged = fit_head(x, texts, y, config=replace(config, ensemble=3))
+    assert merged.tensors["hidden.weight"].shape == (24, 384)
+    expected = np.mean([m.logits(x, texts) for m in members], axis=0)
+    np.testing.assert_allclose(merged.logits(x, texts), expected, rtol=1e-5, atol=1e-6)
+    assert merged.training["fit"]["ensemble"] == 3
+    assert merged.digest == fit_head(x, texts, y, config=replace(config, ensemble=3)).digest
 
 
 def test_committed_head_metadata() -> None:
