@@ -26,6 +26,11 @@ _NOW = (
     r"hoje(?: a noite)?|esta noite|essa noite|agora(?: mesmo)?|daqui a (?:uma|um|duas|dois|\d+) "
     r"(?:horas?|minutos?))\b"  # pt
 )
+# A timing word denied ("nicht heute, aber bald") is no timing: intent without it stays high.
+_NOT_NOW = (
+    r"\b(?:no|nicht|pas|nao) (?:hoy|ahora|esta noche|heute|jetzt|gleich|ce soir|maintenant|"
+    r"aujourd'hui|cette nuit|hoje|agora)\b"
+)
 _LAUGHTER = r"\b(?:ja(?:ja)+|je(?:je)+|xd|mdr|ptdr|lol|haha\w*|kkk+|rs(?:rs)+|jk)\b|😂|🤣"
 _LEISURE = (
     r"piscina|lago|playa|trampolin|paracaidas|puenting|foto|piscine|plage|parachute|schwimmbad|"
@@ -130,7 +135,7 @@ PATTERNS: tuple[tuple[str, str, str, str, str], ...] = (
         r"\bme voy a (?:matar|suicidar|quitar la vida|tirar (?:del|de|desde|al|por|a las vias))\b|"
         rf"{_FR_INTENT}{_FR_SELF}|{_DE_PLAN}|{_PT_INTENT}{_PT_SELF}",
         _NOW,
-        rf"{_LAUGHTER}|{_FIGURATIVE}|{_LEISURE}",
+        rf"{_LAUGHTER}|{_FIGURATIVE}|{_LEISURE}|{_NOT_NOW}",
     ),
     (
         "final_goodbye",
