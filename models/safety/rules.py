@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from haven.risk import RiskLevel
-from models.safety import rules_i18n
+from models.safety import rules_i18n, rules_it_nl_pl_tr
 from models.safety.content import fold
 
 FIRST = r"\bi(?:'?m|'?ve|'?ll| am| have| will)?\b"
@@ -48,7 +48,8 @@ GOODBYE_EXCUSES = (
 )
 NEGATION = re.compile(
     r"\b(?:not|never|no|don'?t|didn'?t|won'?t|wouldn'?t|isn'?t|wasn'?t|what if|if i ever|"
-    rf"dreamt|dreamed|dream|story|novel|movie|film|character|song|{rules_i18n.NEGATION_WORDS})"
+    rf"dreamt|dreamed|dream|story|novel|movie|film|character|song|{rules_i18n.NEGATION_WORDS}|"
+    rf"{rules_it_nl_pl_tr.NEGATION_WORDS})"
     r"\b[^.!?,;]*$"
 )
 
@@ -206,12 +207,22 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-# Spanish, French, German and Portuguese (`rules_i18n`), read on the folded text.
+# Spanish, French, German and Portuguese (`rules_i18n`), then Italian, Dutch, Polish and Turkish
+# (`rules_it_nl_pl_tr`), read on the folded text; critical rules are tried first.
 I18N_RULES: tuple[Rule, ...] = tuple(
-    _rule(reason, RiskLevel(level), pattern, requires, excludes)
-    for reason, level, pattern, requires, excludes in rules_i18n.PATTERNS
+    sorted(
+        (
+            _rule(reason, RiskLevel(level), pattern, requires, excludes)
+            for reason, level, pattern, requires, excludes in (
+                *rules_i18n.PATTERNS,
+                *rules_it_nl_pl_tr.PATTERNS,
+            )
+        ),
+        key=lambda rule: rule.level.rank,
+        reverse=True,
+    )
 )
-I18N_TRIGGER = re.compile(rules_i18n.TRIGGER)
+I18N_TRIGGER = re.compile(f"{rules_i18n.TRIGGER}|{rules_it_nl_pl_tr.TRIGGER}")
 
 
 def normalise(text: str) -> str:
@@ -239,9 +250,13 @@ def _first(rules: Sequence[Rule], text: str) -> Hit | None:
     return None
 
 
+# Letters NFKD leaves whole: Polish l with stroke and Turkish dotless i.
+_UNDECOMPOSED = str.maketrans({"\u0142": "l", "\u0131": "i"})
+
+
 def check_text(text: str) -> Hit | None:
     """The most severe rule that fires, English or another language's (English first on ties)."""
-    folded = fold(text)
+    folded = fold(text).translate(_UNDECOMPOSED)
     other = _first(I18N_RULES, folded) if I18N_TRIGGER.search(folded) else None
     hits = [h for h in (_first(RULES, normalise(text)), other) if h]
     return max(hits, key=lambda h: h.level.rank) if hits else None
