@@ -22,13 +22,14 @@ Paths (`route`):
   served cascade a text near a crisis is read again by the multilingual-e5-small head, whose
   thresholds were chosen out of fold on these languages' messages (`cascade.py`). The rule layer
   recognises explicit plans, means, timing and attempts in Spanish, French, German and
-  Portuguese.
+  Portuguese, and a stated wish or intent, its timing and pills taken in Italian, Dutch, Polish
+  and Turkish.
 - `untrained`: any other language. The model never saw it: its reading there is guesswork both
   ways ("今天晚上我要自杀", "I will kill myself tonight", came out `none`; Russian everyday text
   comes out high). So the model's reading is replaced by `medium`, whatever it says: the reply
   names the local crisis line every time, and no panel is shown on the model's word alone. The
-  rule layer (English, Spanish, French, German, Portuguese) and the conversation's context can
-  still raise it; nothing lowers it. An explicit plan written only in such a language is
+  rule layer (English and the eight trained languages) and the conversation's context can still
+  raise it; nothing lowers it. An explicit plan written only in such a language is
   therefore not shown the panel: that is the known limit of this path (MODEL_CARD.md).
 """
 
