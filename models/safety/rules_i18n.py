@@ -177,6 +177,9 @@ PATTERNS: tuple[tuple[str, str, str, str, str], ...] = (
         rf"\bich (?:will|mochte|wurde gern|wurde am liebsten) mich (?:{_NOT_DE}\w+ ){{0,4}}"
         rf"(?:umbringen|toten)\b|\bich (?:will|mochte) mir (?:{_NOT_DE}\w+ ){{0,4}}das leben "
         r"nehmen\b|"
+        # de, verb second: "manchmal will ich mich umbringen", "umbringen will ich mich"
+        rf"\b(?:will|mochte) ich mich (?:{_NOT_DE}\w+ ){{0,3}}(?:umbringen|toten)\b|"
+        r"\b(?:umbringen|toten) (?:will|mochte) ich mich\b|"
         r"\b(?:eu )?(?:quero|tenho vontade de|queria)(?: (?:mesmo|muito|so))? (?:me matar|matar-me|"
         r"me suicidar|tirar (?:a )?minha (?:propria )?vida)\b",
         "",

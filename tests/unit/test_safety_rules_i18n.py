@@ -49,6 +49,8 @@ RAISED = {
         ("ich bring mich um, nicht heute, aber bald", H, "stated_intent"),
         ("Ich will mich umbringen. Das ist kein Spaß", H, "stated_wish"),
         ("ich möchte mir das Leben nehmen", H, "stated_wish"),
+        ("umbringen möchte ich mich, jeden Tag mehr", H, "stated_wish"),
+        ("manchmal will ich mich einfach umbringen", H, "stated_wish"),
         ("Ich habe versucht, mich umzubringen", H, "recent_attempt"),
     ],
     "pt": [
@@ -105,6 +107,7 @@ QUIET = {
         "Der Strick vom Turnbeutel ist gerissen",
         "ich will mich nicht umbringen",
         "wenn der Lehrer noch einmal singt, will ich mich umbringen",
+        "heute will ich mich nicht umbringen, nur schlafen",
         "ich will sterben",
     ],
     "pt": [
