@@ -138,6 +138,19 @@ PATTERNS: tuple[tuple[str, str, str, str, str], ...] = (
         rf"{_LAUGHTER}|{_FIGURATIVE}|{_LEISURE}|{_NOT_NOW}",
     ),
     (
+        # de: means acquired and the end set for now, "ich hab einen Strick gekauft und heute
+        # Nacht mache ich Schluss" (means + timing + intent: critical, LABELLING.md rule 4).
+        "plan_with_timing",
+        C,
+        r"\bich hab(?:e)? (?:mir )?(?:(?:ein|einen|eine|die|das|den|genug|alle) )?(?:seil|strick|"
+        r"waffe|pistole|tabletten|schlaftabletten)\b[^.!?]{0,30}\b(?:gekauft|besorgt|geholt|"
+        r"gesammelt)\b(?=[^.!?]{0,60}\b(?:mache? ich schluss|ist schluss|mache? ich es|tue? ich es|"
+        r"sterbe ich|bringe? ich mich um)\b)",
+        _NOW,
+        r"klettern|kletter|abseilen|sichern|schaukel|zelt|camping|\bmit (?:ihm|ihr|dir|euch)\b|"
+        + _LAUGHTER,
+    ),
+    (
         "final_goodbye",
         C,
         r"\b(?:escribi|he escrito|deje|estoy escribiendo) (?:mi|una|la) (?:nota|carta) (?:de )?"

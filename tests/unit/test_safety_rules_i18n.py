@@ -38,6 +38,7 @@ RAISED = {
     "de": [
         ("Ich werde mich heute Nacht umbringen", C, "plan_with_timing"),
         ("Ich bringe mich heute um", C, "plan_with_timing"),
+        ("Ich hab einen Strick gekauft und heute Nacht mache ich Schluss", C, "plan_with_timing"),
         ("Ich habe alle meine Tabletten genommen", C, "attempt_in_progress"),
         ("Ich stehe auf der Brücke und werde springen", C, "at_location"),
         ("Das Seil ist bereit", C, "means_ready"),
@@ -108,6 +109,8 @@ QUIET = {
         "ich will mich nicht umbringen",
         "wenn der Lehrer noch einmal singt, will ich mich umbringen",
         "heute will ich mich nicht umbringen, nur schlafen",
+        "Ich hab Tabletten gekauft und heute mache ich früher Schluss mit der Arbeit",
+        "ich habe ein Seil für die Schaukel gekauft, heute ist Schluss mit dem Aufbau",
         "ich will sterben",
     ],
     "pt": [
