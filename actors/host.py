@@ -72,6 +72,11 @@ class Connections(Protocol):
 
     async def leave(self, counsellor_id: str, session_id: str) -> None: ...
 
+    async def settle(self) -> None:
+        """Lets the work this process started for closed sockets (a counsellor's presence, a
+        frame) finish, so that the store the Gateway closes next is not in use."""
+        ...
+
 
 class ConnectionHostCore:
     def __init__(
@@ -100,6 +105,8 @@ class ConnectionHostCore:
         self._desk = CounsellorDesk(store, self._peers)
         # Per counsellor, the last "connected"/"gone" change: each waits for the one before.
         self._presence_changes: dict[str, asyncio.Task[None]] = {}
+        # Work started for a socket that may outlive it: awaited by `settle` before shutdown.
+        self._background: set[asyncio.Task[None]] = set()
         # Runs only while this host holds sockets; one query a round for all of them.
         self._account_check: asyncio.Task[None] | None = None
         self._checking_accounts = False
@@ -300,7 +307,7 @@ class ConnectionHostCore:
         self._peers.announce(event)
 
     def frame(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
-        _spawn(self._counsellor_frame(user_id, socket_id, frame), "a counsellor's frame")
+        self.spawn(self._counsellor_frame(user_id, socket_id, frame), "a counsellor's frame")
 
     def connected(self, user_id: str, connected: bool) -> None:
         previous = self._presence_changes.get(user_id)
@@ -310,7 +317,7 @@ class ConnectionHostCore:
                 await asyncio.gather(previous, return_exceptions=True)
             await self._desk.connected(user_id, connected)
 
-        task = _spawn(change(), "a counsellor's presence")
+        task = self.spawn(change(), "a counsellor's presence")
         self._presence_changes[user_id] = task
         task.add_done_callback(
             lambda done: (
@@ -319,6 +326,23 @@ class ConnectionHostCore:
                 else None
             )
         )
+
+    def spawn(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        """Runs `work` in the background, logging its failure, until `settle` at shutdown."""
+        task = _spawn(work, what)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def settle(self, wait_s: float = 5.0) -> None:
+        deadline = asyncio.get_running_loop().time() + wait_s
+        # A task may start another (a presence change waits for the one before): until none.
+        while self._background:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                logger.info("%d background tasks still running at shutdown", len(self._background))
+                return
+            await asyncio.wait(set(self._background), timeout=left)
 
     async def _counsellor_frame(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
         actor = self._actors.get(user_id)
@@ -425,7 +449,7 @@ class _SameHost:
             self._core.counsellor_unreachable(counsellor_id)
 
     def announce(self, event: EscalationQueued) -> None:
-        _spawn(self._core.announce_here(event), "telling counsellors of an escalation")
+        self._core.spawn(self._core.announce_here(event), "telling counsellors of an escalation")
 
 
 class LocalConnections(ConnectionHostCore):

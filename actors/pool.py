@@ -435,6 +435,10 @@ class RayConnections:
     async def leave(self, counsellor_id: str, session_id: str) -> None:
         await self.host_for(counsellor_id).leave.remote(counsellor_id, session_id)
 
+    async def settle(self) -> None:
+        """Nothing to wait for here: the hosts' work runs in their own processes, against their
+        own connections to the database."""
+
     async def ready(self) -> None:
         """Returns once every host of the pool answers (creating those not yet started, and
         a fresh one for each that died since this replica last used it)."""

@@ -97,6 +97,8 @@ def create_app(services: GatewayServices, watch_stop: StopWatch | None = None) -
         if expiry is not None:
             expiry.cancel()
         await drain(services)
+        # What the closed sockets started (in-process hosts) still writes to the store.
+        await services.connections.settle()
         # Database connections belong to the loop serving the app; release them with it.
         await services.store.close()
 

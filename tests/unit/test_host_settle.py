@@ -1,0 +1,58 @@
+"""A host's background work (started for sockets that may already be closed) is waited for at
+shutdown, so the store is not closed under it; work that never ends does not hold shutdown up."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from actors.host import ConnectionHostCore
+from haven.settings import Settings
+from haven.storage import migrate
+from haven.storage.store import Store
+from tests.fakes import FakeAssessor, FakeGenerator
+
+
+def no_screen(text: str, *, at_risk: bool = False, distressed: bool = False) -> str | None:
+    return None
+
+
+async def _host(tmp_path: Path, database_url: str) -> tuple[ConnectionHostCore, Store]:
+    settings = Settings(data_dir=tmp_path, database_url=database_url)
+    await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
+    store = Store.from_url(settings.resolved_database_url)
+    return ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator(), no_screen), store
+
+
+async def test_settle_waits_for_store_writes_and_the_work_they_start(
+    tmp_path: Path, database_url: str
+) -> None:
+    core, store = await _host(tmp_path, database_url)
+    written: list[str] = []
+
+    async def write(name: str) -> None:
+        await asyncio.sleep(0.05)
+        written.append((await store.create_user(name, "hash")).id)
+
+    async def write_then_start_another() -> None:
+        await write("ana")
+        core.spawn(write("bo"), "a second write")
+
+    try:
+        core.spawn(write_then_start_another(), "a write")
+        await core.settle()
+        assert len(written) == 2
+    finally:
+        await store.close()
+
+
+async def test_settle_gives_up_on_work_that_does_not_end(tmp_path: Path, database_url: str) -> None:
+    core, store = await _host(tmp_path, database_url)
+    never = core.spawn(asyncio.Event().wait(), "waiting forever")
+    try:
+        await asyncio.wait_for(core.settle(wait_s=0.05), 5)
+        assert not never.done()
+    finally:
+        never.cancel()
+        await asyncio.gather(never, return_exceptions=True)
+        await store.close()
