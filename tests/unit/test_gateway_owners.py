@@ -7,13 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from actors.connection import SocketTicket
-from actors.host import ConnectionHostCore
 from actors.link import LinkSink
 from actors.owners import GatewayOwners, GatewayRef
 from haven.settings import Settings
-from haven.storage import migrate
-from haven.storage.store import Store
-from tests.fakes import FakeAssessor, FakeGenerator
+from tests.host_core import host_core
 
 LIVE = GatewayRef("live-replica", handle=None)
 DEAD = GatewayRef("dead-replica", handle=None)
@@ -31,10 +28,6 @@ class Lookups:
         if owner == UNSURE:
             raise TimeoutError("the replica did not answer")
         return owner == DEAD
-
-
-def no_screen(text: str, *, at_risk: bool = False, distressed: bool = False) -> str | None:
-    return None
 
 
 class Released:
@@ -103,10 +96,8 @@ async def test_detaching_an_orphan_frees_its_place_and_lets_the_user_go(
     tmp_path: Path, database_url: str
 ) -> None:
     settings = Settings(data_dir=tmp_path, database_url=database_url, max_connections_per_user=1)
-    await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
-    store = Store.from_url(settings.resolved_database_url)
+    core, store = await host_core(settings)
     user = await store.create_user("ana", "hash")
-    core = ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator(), no_screen)
     link = LinkSink()
     owners = GatewayOwners(Lookups(), lambda _link_id: core.release(link))
 

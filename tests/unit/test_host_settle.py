@@ -6,28 +6,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from actors.host import ConnectionHostCore
 from haven.settings import Settings
-from haven.storage import migrate
-from haven.storage.store import Store
-from tests.fakes import FakeAssessor, FakeGenerator
-
-
-def no_screen(text: str, *, at_risk: bool = False, distressed: bool = False) -> str | None:
-    return None
-
-
-async def _host(tmp_path: Path, database_url: str) -> tuple[ConnectionHostCore, Store]:
-    settings = Settings(data_dir=tmp_path, database_url=database_url)
-    await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
-    store = Store.from_url(settings.resolved_database_url)
-    return ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator(), no_screen), store
+from tests.host_core import host_core
 
 
 async def test_settle_waits_for_store_writes_and_the_work_they_start(
     tmp_path: Path, database_url: str
 ) -> None:
-    core, store = await _host(tmp_path, database_url)
+    core, store = await host_core(Settings(data_dir=tmp_path, database_url=database_url))
     written: list[str] = []
 
     async def write(name: str) -> None:
@@ -47,7 +33,7 @@ async def test_settle_waits_for_store_writes_and_the_work_they_start(
 
 
 async def test_settle_gives_up_on_work_that_does_not_end(tmp_path: Path, database_url: str) -> None:
-    core, store = await _host(tmp_path, database_url)
+    core, store = await host_core(Settings(data_dir=tmp_path, database_url=database_url))
     never = core.spawn(asyncio.Event().wait(), "waiting forever")
     try:
         await asyncio.wait_for(core.settle(wait_s=0.05), 5)

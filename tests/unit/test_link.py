@@ -8,18 +8,11 @@ from pathlib import Path
 
 from actors.channel import Close, Outbound, SocketChannel
 from actors.connection import SocketTicket
-from actors.host import ConnectionHostCore
 from actors.link import Delivery, LinkDemux, LinkLost, LinkSink
 from haven.errors import CloseCode
 from haven.protocol import Ping
 from haven.settings import Settings
-from haven.storage import migrate
-from haven.storage.store import Store
-from tests.fakes import FakeAssessor, FakeGenerator
-
-
-def no_screen(text: str, *, at_risk: bool = False, distressed: bool = False) -> str | None:
-    return None
+from tests.host_core import host_core
 
 
 def test_a_forwarded_channel_hands_over_what_it_queued_then_each_item_at_once() -> None:
@@ -112,16 +105,10 @@ def test_a_lost_link_ends_every_socket_with_its_error_after_what_it_had() -> Non
     assert late.parts == [lost] and len(demux) == 0
 
 
-async def _host(settings: Settings) -> tuple[ConnectionHostCore, Store]:
-    await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
-    store = Store.from_url(settings.resolved_database_url)
-    return ConnectionHostCore(settings, store, FakeAssessor(), FakeGenerator(), no_screen), store
-
-
 async def test_sockets_opened_on_a_link_share_it_and_its_end_detaches_them(
     tmp_path: Path, database_url: str
 ) -> None:
-    core, store = await _host(Settings(data_dir=tmp_path, database_url=database_url))
+    core, store = await host_core(Settings(data_dir=tmp_path, database_url=database_url))
     ana = (await store.create_user("ana", "hash")).id
     bo = (await store.create_user("bo", "hash")).id
     link = LinkSink()
@@ -157,7 +144,7 @@ async def test_a_refused_socket_gets_its_close_order_and_nothing_on_the_link(
     tmp_path: Path, database_url: str
 ) -> None:
     settings = Settings(data_dir=tmp_path, database_url=database_url, max_connections_per_user=1)
-    core, store = await _host(settings)
+    core, store = await host_core(settings)
     ana = (await store.create_user("ana", "hash")).id
     link = LinkSink()
     try:
