@@ -30,7 +30,7 @@ class FitConfig:
     ngram_l2: float = 1e-4
     buckets: int = ngrams.BUCKETS
     seed: int = 13
-    # Heads fitted from seeds seed, seed + 1, ... and folded into one (`merge_heads`).
+    # Heads fitted from seeds seed, seed + 1, ... and folded into one (`merged_tensors`).
     ensemble: int = 1
 
     def summary(self) -> dict[str, object]:
@@ -79,14 +79,12 @@ def _bags(
     )
 
 
-def merge_heads(heads: Sequence[Head]) -> Head:
-    """One head whose logits are the mean of the heads' logits, exactly.
+def merged_tensors(heads: Sequence[Head]) -> dict[str, np.ndarray]:
+    """The tensors of one head whose logits are the mean of the heads' logits, exactly.
 
     The logits are linear in `out` and `ngram`, so averaging them is a wider hidden layer (the
     heads' hidden units side by side) with the output weights divided by their number.
     """
-    if len(heads) == 1:
-        return heads[0]
     k = len(heads)
     t = [h.tensors for h in heads]
     tensors = {
@@ -96,10 +94,7 @@ def merge_heads(heads: Sequence[Head]) -> Head:
         "out.bias": np.mean([h["out.bias"] for h in t], axis=0),
         "ngram.weight": np.mean([h["ngram.weight"] for h in t], axis=0),
     }
-    return Head(
-        tensors={n: a.astype(np.float32) for n, a in tensors.items()},
-        training=dict(heads[0].training),
-    )
+    return {name: array.astype(np.float32) for name, array in tensors.items()}
 
 
 def fit_head(
@@ -121,7 +116,7 @@ def fit_head(
             )
             for i in range(config.ensemble)
         ]
-        return Head(merge_heads(heads).tensors, training={"fit": config.summary()})
+        return Head(merged_tensors(heads), training={"fit": config.summary()})
     return _fit_one(embeddings, labels, sample_weight, config, feats)
 
 
