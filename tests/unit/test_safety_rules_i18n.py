@@ -1,12 +1,14 @@
-"""The rule layer in Spanish, French, German and Portuguese: explicit plans, means, timing and
-attempts raise; negation, laughter and each language's figurative speech do not."""
+"""The rule layer in the other trained languages: in Spanish, French, German and Portuguese
+explicit plans, means, timing and attempts raise; in Italian, Dutch, Polish and Turkish a wish or
+intent to kill oneself stated outright raises to high, with its timing now or pills already taken
+to critical. Negation, laughter, each language's figurative speech and a wish to be dead do not."""
 
 from __future__ import annotations
 
 import pytest
 
 from haven.risk import RiskLevel
-from models.safety import rules
+from models.safety import corpus, rules
 
 C, H = RiskLevel.CRITICAL, RiskLevel.HIGH
 RAISED = {
@@ -67,6 +69,32 @@ RAISED = {
         ("tenho vontade de me matar", H, "stated_wish"),
         ("Tentei me matar semana passada", H, "recent_attempt"),
     ],
+    "it": [
+        ("voglio uccidermi, non ce la faccio più", H, "stated_wish"),
+        ("mi voglio ammazzare", H, "stated_wish"),
+        ("ho deciso di togliermi la vita", H, "stated_intent"),
+        ("stanotte mi uccido", C, "plan_with_timing"),
+        ("ho preso tutte le pillole", C, "attempt_in_progress"),
+    ],
+    "nl": [
+        ("ik wil zelfmoord plegen", H, "stated_wish"),
+        ("ik wil mezelf van kant maken. echt", H, "stated_wish"),
+        ("ik ga mezelf van kant maken", H, "stated_intent"),
+        ("ik ga vannacht zelfmoord plegen", C, "plan_with_timing"),
+        ("ik heb al mijn pillen ingenomen", C, "attempt_in_progress"),
+    ],
+    "pl": [
+        ("naprawdę chcę się zabić", H, "stated_wish"),
+        ("mam zamiar odebrać sobie życie, tylko jeszcze nie wiem kiedy", H, "stated_intent"),
+        ("dziś w nocy się zabiję", C, "plan_with_timing"),
+        ("połknęłam wszystkie tabletki", C, "attempt_in_progress"),
+    ],
+    "tr": [
+        ("kendimi öldürmek istiyorum", H, "stated_wish"),
+        ("intihar edeceğim", H, "stated_intent"),
+        ("bu gece intihar edeceğim", C, "plan_with_timing"),
+        ("b\u00fct\u00fcn ila\u00e7lar\u0131m\u0131 i\u00e7tim", C, "attempt_in_progress"),
+    ],
 }
 QUIET = {
     "es": [
@@ -123,6 +151,28 @@ QUIET = {
         "quero me matar de rir kkkk",
         "quero morrer",
     ],
+    "it": [
+        "non voglio uccidermi, voglio solo dormire",
+        "mi ammazzo dalle risate ogni volta",
+        "voglio morire",
+        "dieci giorni fa ho preso tutte le mie medicine, mi hanno salvata per caso",
+    ],
+    "nl": [
+        "ik wil niet dood, ik wil gewoon rust",
+        "ik lag dubbel van het lachen",
+        "ik ga vanavond zwemmen in het meer",
+    ],
+    "pl": [
+        "nie chcę się zabić, po prostu jestem zmęczona",
+        "zabiję się ze śmiechu",
+        "na tych schodach zaraz się zabiję, kto je tak wypastował",
+        "chciałabym zniknąć",
+    ],
+    "tr": [
+        "kendimi öldürmek istemiyorum",
+        "gülmekten kendimi öldüreceğim",
+        "ölmek istiyorum",
+    ],
 }
 
 
@@ -157,3 +207,10 @@ def test_context_in_another_language_completes_a_plan() -> None:
     context = ["tengo las pastillas guardadas", "nadie se va a dar cuenta"]
     assert rules.check("voy a tomarme todas las pastillas") is None
     assert rules.check("voy a tomarme todas las pastillas esta noche", context) is not None
+
+
+def test_no_written_multilingual_message_at_none_to_medium_is_raised() -> None:
+    files = {"multilingual_3", "multilingual_5", *(f"multilingual_{n}" for n in range(6, 10))}
+    for item in corpus.load_written():
+        if item.file in files and item.level <= RiskLevel.MEDIUM.rank:
+            assert rules.check(item.text, list(item.context)) is None, item.text
