@@ -53,11 +53,18 @@ RISK_TERM = re.compile(
 )
 
 
+# Letters NFKD leaves whole, read as their plain letters: German sharp s, Polish l with stroke,
+# Turkish dotless i.
+_UNDECOMPOSED = str.maketrans({"ß": "ss", "\u0142": "l", "\u0131": "i"})
+
+
 def fold(text: str) -> str:
-    """Case-folded, NFKC-normalised, diacritics removed ("brücke" -> "brucke")."""
+    """Case-folded, NFKC-normalised, diacritics removed ("brücke" -> "brucke", "życie" -> "zycie",
+    "öldüreceğim" -> "oldurecegim"), and the letters without a decomposition read plain
+    (`_UNDECOMPOSED`)."""
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return stripped.replace("\u2019", "'").replace("ß", "ss")
+    return stripped.replace("\u2019", "'").translate(_UNDECOMPOSED)
 
 
 def words(text: str) -> list[str]:

@@ -250,13 +250,9 @@ def _first(rules: Sequence[Rule], text: str) -> Hit | None:
     return None
 
 
-# Letters NFKD leaves whole: Polish l with stroke and Turkish dotless i.
-_UNDECOMPOSED = str.maketrans({"\u0142": "l", "\u0131": "i"})
-
-
 def check_text(text: str) -> Hit | None:
     """The most severe rule that fires, English or another language's (English first on ties)."""
-    folded = fold(text).translate(_UNDECOMPOSED)
+    folded = fold(text)
     other = _first(I18N_RULES, folded) if I18N_TRIGGER.search(folded) else None
     hits = [h for h in (_first(RULES, normalise(text)), other) if h]
     return max(hits, key=lambda h: h.level.rank) if hits else None

@@ -5,7 +5,7 @@ English rules (`rules.py`) and `rules_i18n.py`, but only the plainest signals: a
 oneself stated outright or a stated intent (high), the same with its timing now, and pills
 already taken (critical). The classifier's reading covers the rest, as before. Texts are read
 case-folded with diacritics removed (`content.fold`: "chcę się zabić" -> "chce sie zabic",
-"öldüreceğim" -> "oldurecegim"; "ł" and the dotless "i" have no decomposition and stay).
+"öldüreceğim" -> "oldurecegim"; Polish "ł" and the Turkish dotless i read as "l" and "i").
 
 Negation: the Italian, Dutch and Polish words join `rules.NEGATION`; Turkish negates inside the
 verb ("istemiyorum", "öldürmeyeceğim"), which these patterns do not match. Laughter and each
