@@ -19,7 +19,8 @@ from models.safety.content import fold
 
 FIRST = r"\bi(?:'?m|'?ve|'?ll| am| have| will)?\b"
 PILLS = (
-    r"(?:pills|tablets|meds|medications?|painkillers|paracetamol|tylenol|capsules|sleeping pills)"
+    r"(?:pills|tablets|meds|medications?|painkillers|paracetamol|tylenol|capsules|sleeping pills|"
+    r"insulin(?: pens?)?)"
 )
 SUICIDE = (
     r"(?:kill(?:ing)? my ?self|kms|end(?:ing)? (?:my life|it all|everything)|suicide|"
@@ -81,7 +82,24 @@ def _rule(
     )
 
 
-C, H = RiskLevel.CRITICAL, RiskLevel.HIGH
+NOT_AN_OVERDOSE = (
+    r"bottle of (?:wine|vodka|whisk|rum|gin|beer|water|soda|juice|coke|champagne|"
+    r"prosecco|sauce|ketchup|shampoo|kombucha|milk)|nosebleed|cooking|vitamins"
+)
+# Taking one's medication as prescribed ("I took all my meds this morning like the doctor said")
+# is adherence, not an overdose; only these explicit markers of routine lower that reading.
+ROUTINE_DOSE = (
+    r"as prescribed|like (?:the|my) (?:doctor|gp|psychiatrist|nurse|pharmacist)|"
+    r"like i'?m supposed to|supposed to take|on time|remembered|proud of myself|"
+    r"(?:morning|evening|night|bedtime|daily) (?:meds|pills|dose)|for the day|"
+    r"every (?:day|morning|night|evening)"
+)
+# "I hope I don't wake up late" is about the alarm clock.
+WAKE_TAIL = (
+    r"(?!(?: up)? (?:so |too |really )?(?:late|early|at\b(?! all)|on time|before|after|with|"
+    r"in time|in the|to\b|for\b|and (?:have|go|do|find|see|realise|realize)))"
+)
+C, H, M = RiskLevel.CRITICAL, RiskLevel.HIGH, RiskLevel.MEDIUM
 # Most severe first: the first rule that fires gives the level and the reason code.
 RULES: tuple[Rule, ...] = (
     _rule(
@@ -89,15 +107,39 @@ RULES: tuple[Rule, ...] = (
         C,
         rf"{FIRST} (?:just |already )?(?:took|taken|swallowed|downed|popped|necked) "
         rf"(?:(?:the|a|my) )?(?:whole|entire|full) (?:bottle|pack|box|packet|strip|supply)|"
-        rf"{FIRST} (?:just |already )?(?:took|taken|swallowed|downed|popped) "
-        rf"(?:all|every(?: one)?|\d{{2,}}|twenty|thirty|forty|fifty|a hundred) "
-        rf"(?:of )?(?:my |the |those |these )?{PILLS}|"
         r"\bi(?:'?ve| have)? just (?:overdosed|od'?d)\b|\bi'?m (?:overdosing|bleeding out)\b|"
         rf"\b{PILLS} (?:are|is) (?:starting to )?(?:kick|kicking) in|"
         r"\bslit my (?:wrists?|throat)|can'?t stop the bleeding|"
         r"\b(?:car|engine) (?:is )?running in the (?:closed |shut |locked )?garage",
-        excludes=r"bottle of (?:wine|vodka|whisk|rum|gin|beer|water|soda|juice|coke|champagne|"
-        r"prosecco|sauce|ketchup|shampoo|kombucha|milk)|nosebleed|cooking|vitamins",
+        excludes=NOT_AN_OVERDOSE,
+    ),
+    _rule(
+        "attempt_in_progress",
+        C,
+        rf"{FIRST} (?:just |already )?(?:took|taken|swallowed|downed|popped|injected|shot) "
+        rf"(?:all|every(?: one)?|\d{{2,}}|twenty|thirty|forty|fifty|a hundred) "
+        rf"(?:of )?(?:my |the |those |these )?{PILLS}",
+        excludes=rf"{NOT_AN_OVERDOSE}|{ROUTINE_DOSE}",
+    ),
+    _rule(
+        # An attempt the person says is under way, in so many words.
+        "attempt_in_progress",
+        C,
+        r"\b(?:in the middle of|halfway through) (?:trying to |attempting to )?"
+        r"(?:kill(?:ing)? my ?self|end(?:ing)? my life|tak(?:e|ing) my (?:own )?life|suicide)|"
+        r"\bi'?m (?:trying|attempting) to (?:kill myself|end my life|take my (?:own )?life) "
+        r"(?:right )?now\b",
+        excludes=LAUGHTER,
+    ),
+    _rule(
+        # Self-harm bleeding that will not stop needs care now (LABELLING.md, rule 7).
+        "attempt_in_progress",
+        C,
+        r"\b(?:won'?t|wont|will not|doesn'?t|does not|isn'?t|is not) (?:stop|stopping) bleeding\b|"
+        r"\bbleeding (?:won'?t|wont|will not|doesn'?t|does not) stop\b",
+        requires=r"\bcut|\bslit|\bwrists?\b|\bblades?\b|razor|self[- ]?harm",
+        excludes=r"\b(?:nose|gums?|tooth|teeth|period|finger|thumb|kitchen|chopp\w*|cooking|"
+        r"shaving|knife slipped|accident\w*|dog|cat|son|daughter|kid|baby|child)\b",
     ),
     _rule(
         "at_location",
@@ -204,6 +246,28 @@ RULES: tuple[Rule, ...] = (
         r"\bhow (?:to|do i|do you) tie a noose\b",
         excludes=LAUGHTER,
     ),
+    _rule(
+        # A wish to be dead or not to wake, said of oneself (LABELLING.md, medium: passive
+        # thoughts of death): the reply names the line, without the panel.
+        "passive_wish",
+        M,
+        r"\b(?:disappointed|gutted|upset|sad|annoyed|angry|sorry) (?:that |when )?i "
+        r"(?:woke|wake|still wake) up\b|"
+        r"\bwish i (?:hadn'?t|had not|didn'?t|did not|wouldn'?t|would not|couldn'?t|could not|"
+        rf"won'?t|will not|never) (?:woken|wake|woke)(?: up)?\b{WAKE_TAIL}|"
+        r"\b(?:go to sleep|fall asleep|sleep) and (?:never|not) wake up\b|"
+        r"\b(?:hope|hoping|pray|praying)\b[^.!?]{0,30}?\b(?:i (?:don'?t|do not|won'?t|will not|"
+        rf"never) wake up\b{WAKE_TAIL}|(?:the lord|god|jesus) (?:will |would |might )?takes? me\b"
+        r"(?! (?:to|on|out|for|back|there|with|along|through)\b))|"
+        r"\bwish i(?:'?d| had| could have)? (?:gone|died) (?:with|instead of) (?:her|him|them)\b|"
+        r"\bwish i (?:was|were|could be) dead\b|"
+        r"\bonly still (?:here|alive|around) (?:because|for)\b|"
+        r"\bi (?:don'?t|do not|can'?t|cannot) see (?:the |any )?point (?:of|in) "
+        r"(?:living|being alive|being here|going on|waking up)\b|"
+        r"\b(?:everyone|everybody|my family|the world|they)(?:'d| would)? (?:all )?be better "
+        r"off without me\b",
+        excludes=rf"{LAUGHTER}|\bif i (?:have to|hear|see) (?:sit|listen|watch|one more|another)",
+    ),
 )
 
 
@@ -259,6 +323,11 @@ def check_text(text: str) -> Hit | None:
 
 
 def check(text: str, context: Sequence[str] = ()) -> Hit | None:
-    """The most severe rule that fires on the message alone or on it read after its context."""
-    hits = [h for h in (check_text(text), check_text("\n".join([*context, text]))) if h]
+    """The most severe rule that fires on the message alone or on it read after its context.
+    A passive wish counts in the message alone: said earlier, it had its own turn's reply, and
+    the message now may take it back ("sorry, that came out wrong")."""
+    joined = check_text("\n".join([*context, text])) if context else None
+    if joined is not None and joined.level is M:
+        joined = None
+    hits = [h for h in (check_text(text), joined) if h]
     return max(hits, key=lambda h: h.level.rank) if hits else None

@@ -23,6 +23,20 @@ CRITICAL = [
     ("By the time anyone reads this I'll be gone", "final_goodbye"),
     ("tonite is my last nite", "final_goodbye"),
     ("the car is running in the closed garage and i'm in it", "attempt_in_progress"),
+    ("I injected all my insulin pens and now I'm shaking", "attempt_in_progress"),
+    ("I'm in the middle of trying to kill myself", "attempt_in_progress"),
+    ("i'm trying to end my life right now", "attempt_in_progress"),
+    ("i cut way deeper than i meant to and it wont stop bleeding", "attempt_in_progress"),
+]
+# A wish to be dead or not to wake up, said of oneself: medium (LABELLING.md).
+MEDIUM = [
+    "some mornings i'm disappointed i woke up",
+    "I'm 81 and I find myself hoping each night that the Lord will take me before morning",
+    "some days i wish i wouldn't wake up at all",
+    "I wish I could go to sleep and never wake up",
+    "honestly I'm only still here because of my dog",
+    "everyone would be better off without me",
+    "i dont see the point of living anymore",
 ]
 HIGH = [
     ("I'm going to kill myself", "stated_intent"),
@@ -68,6 +82,16 @@ QUIET = [
     "if I have to sit through one more meeting I want to kill myself",
     "when my team loses i want to kill myself",
     "i want to kill myself lol this homework",
+    # Medication taken as prescribed, an accident, the alarm clock, a game.
+    "I took all my meds this morning like the doctor said",
+    "i took all my pills today, proud of myself",
+    "I cut my finger chopping onions and it wont stop bleeding",
+    "I hope I don't wake up late for my exam",
+    "I wish I didn't wake up so early every day",
+    "my team would be better off without me in this match",
+    "I pray god takes me to see the game one day",
+    "i'm trying to kill myself with all this coffee lol",
+    "I wish I was dead lol that was so embarrassing",
 ]
 
 
@@ -81,6 +105,11 @@ def test_high_statements(text: str, reason: str) -> None:
     assert rules.check(text) == rules.Hit(RiskLevel.HIGH, reason)
 
 
+@pytest.mark.parametrize("text", MEDIUM)
+def test_passive_wish_is_medium(text: str) -> None:
+    assert rules.check(text) == rules.Hit(RiskLevel.MEDIUM, "passive_wish")
+
+
 @pytest.mark.parametrize("text", QUIET)
 def test_figurative_and_benign_do_not_fire(text: str) -> None:
     assert rules.check(text) is None
@@ -91,6 +120,14 @@ def test_context_completes_a_plan() -> None:
     assert rules.check("I'm going to do it tonight") is None
     assert rules.check("I'm going to do it tonight", context) == rules.Hit(
         RiskLevel.CRITICAL, "plan_with_timing"
+    )
+
+
+def test_passive_wish_counts_in_the_message_alone() -> None:
+    context = ["honestly sometimes i think everyone would be better off without me"]
+    assert rules.check("sorry, that came out wrong. i'm overwhelmed with uni", context) is None
+    assert rules.check("everyone would be better off without me", ["hi"]) == rules.Hit(
+        RiskLevel.MEDIUM, "passive_wish"
     )
 
 
