@@ -31,7 +31,12 @@ HARM_TOPIC = rf"(?:{SUICIDE}|{PILLS}|\bdie\b|rope|noose|bridge|\bgun\b|overdos|b
 NOW = (
     r"\b(?:tonight|today|right now|now|in (?:a few|an|one|two|\d+) (?:minutes?|mins?|hours?|hrs?)|"
     r"this (?:evening|afternoon|morning)|"
-    r"when (?:every ?one|they)(?:'s| is| are)? (?:asleep|gone))\b"
+    r"when (?:every ?one|they)(?:'s| is| are)? (?:asleep|gone)|"
+    # The moment the person will be alone: "when my husband leaves for his shift".
+    r"(?:when|once|as soon as|after) (?:my |the )?(?:husband|wife|partner|boyfriend|girlfriend|"
+    r"mum|mom|dad|parents|flatmates?|roommates?|family|kids|carer|nurse)(?:'s| is| are)? "
+    r"(?:leaves?|goes|go|left|gone|out|asleep|at work|in bed|to (?:bed|sleep|work))|"
+    r"when i(?:'m| am)? (?:alone|on my own|by myself))\b"
 )
 INTENDS = (
     r"(?:(?:am |'m )?(?:going to|gonna|finally|definitely|just|really|decided to|"
