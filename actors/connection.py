@@ -172,6 +172,10 @@ class ConnectionActor:
         self._resources = resources_for(user.locale if user else None, self._settings)
         await self.handoff.load((user.display_name or user.username) if user else "")
 
+    def running(self) -> list[asyncio.Task[None]]:
+        """What this actor has running: the turn worker and the replay log's writes."""
+        return [*([self._worker] if self._worker is not None else []), *self.replay.writes()]
+
     @property
     def idle(self) -> bool:
         return not self._sockets and self._worker is None

@@ -74,7 +74,8 @@ class Connections(Protocol):
 
     async def settle(self) -> None:
         """Lets the work this process started for closed sockets (a counsellor's presence, a
-        frame) finish, so that the store the Gateway closes next is not in use."""
+        frame, a turn still running, the replay log's writes) finish, so that the store the
+        Gateway closes next is not in use."""
         ...
 
 
@@ -334,15 +335,28 @@ class ConnectionHostCore:
         task.add_done_callback(self._background.discard)
         return task
 
+    def _running(self) -> set[asyncio.Task[Any]]:
+        tasks: set[asyncio.Task[Any]] = {
+            *self._background,
+            *self._retiring.values(),
+            *self._loading.values(),
+        }
+        for actor in self._actors.values():
+            tasks.update(actor.running())
+        return {task for task in tasks if not task.done()}
+
     async def settle(self, wait_s: float = 5.0) -> None:
+        """Waits (at most `wait_s`) for everything this host has writing to the store: spawned
+        work, turns still running for closed sockets, replay logs being written or drained."""
         deadline = asyncio.get_running_loop().time() + wait_s
-        # A task may start another (a presence change waits for the one before): until none.
-        while self._background:
+        # A task may start another (a presence change waits for the one before; a turn's end
+        # flushes the replay log, and evicts an idle actor, which drains it): until none.
+        while running := self._running():
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
-                logger.info("%d background tasks still running at shutdown", len(self._background))
+                logger.info("%d background tasks still running at shutdown", len(running))
                 return
-            await asyncio.wait(set(self._background), timeout=left)
+            await asyncio.wait(running, timeout=left)
 
     async def _counsellor_frame(self, user_id: str, socket_id: str, frame: ClientFrame) -> None:
         actor = self._actors.get(user_id)

@@ -171,6 +171,10 @@ class ReplayLog:
             # Only delays the cleanup to the next flush.
             logger.warning("could not prune the event log of user %s", self._user_id)
 
+    def writes(self) -> list[asyncio.Task[None]]:
+        """The store writes running now (a flush, a reservation of numbers)."""
+        return [t for t in (self._flusher, self._reserving) if t is not None]
+
     async def drain(self, attempts: int = 3) -> None:
         """Waits until every logged event is written (tests, shutdown), retrying a failed
         write up to `attempts` times."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from haven.errors import HavenError
+from haven.protocol import ErrorEvent
 from haven.settings import Settings
 from tests.host_core import host_core
 
@@ -41,4 +43,33 @@ async def test_settle_gives_up_on_work_that_does_not_end(tmp_path: Path, databas
     finally:
         never.cancel()
         await asyncio.gather(never, return_exceptions=True)
+        await store.close()
+
+
+async def test_settle_waits_for_an_actors_turn_and_its_replay_log_writes(
+    tmp_path: Path, database_url: str
+) -> None:
+    core, store = await host_core(Settings(data_dir=tmp_path, database_url=database_url))
+    user = await store.create_user("ana", "hash")
+    actor = await core.actor(user.id)
+    written: list[str] = []
+
+    async def turn() -> None:
+        # A turn still writing for a socket that has closed.
+        await asyncio.sleep(0.05)
+        written.append((await store.create_user("bo", "hash")).id)
+
+    worker = asyncio.get_running_loop().create_task(turn())
+    # An event logged for resume: its write to the store starts in the background.
+    actor.replay.number(ErrorEvent.from_error(HavenError()), log=True, session_id=None)
+    flushes = actor.replay.writes()
+    assert flushes, "logging an event starts a write"
+    actor._worker = worker
+    try:
+        await core.settle()
+        assert written and worker.done()
+        assert all(task.done() for task in flushes)
+        assert actor.replay.writes() == []
+    finally:
+        actor._worker = None
         await store.close()
