@@ -15,6 +15,7 @@ line at medium) and *over* (a panel below high, crisis resources at none or low)
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -25,8 +26,8 @@ from haven.reply_elements import (
     names_line,
     suggests_support,
 )
+from haven.risk import RISK_LEVELS
 
-LEVELS = ("none", "low", "medium", "high", "critical")
 PANEL_LEVELS = ("high", "critical", "unknown")
 
 
@@ -60,7 +61,7 @@ class Grade:
 
 
 def grade(level: str, response: Response, resources: EmergencyResources) -> Grade:
-    if level not in LEVELS:
+    if level not in RISK_LEVELS:
         raise ValueError(f"unknown level {level!r}")
     missing: list[str] = []
     forbidden: list[str] = []
@@ -91,7 +92,7 @@ def _rate(count: int, n: int) -> float | None:
 def summarise(grades: Iterable[Grade]) -> dict[str, dict[str, object]]:
     """Per level and overall: n, calibrated, under and over rates, and the count of each
     missing or forbidden element."""
-    by_level: dict[str, list[Grade]] = {name: [] for name in (*LEVELS, "all")}
+    by_level: dict[str, list[Grade]] = {name: [] for name in (*RISK_LEVELS, "all")}
     for g in grades:
         by_level[g.level].append(g)
         by_level["all"].append(g)
@@ -99,12 +100,10 @@ def summarise(grades: Iterable[Grade]) -> dict[str, dict[str, object]]:
     for name, items in by_level.items():
         if not items:
             continue
-        elements: dict[str, int] = {}
-        for g in items:
-            for element in g.missing:
-                elements[f"missing {element}"] = elements.get(f"missing {element}", 0) + 1
-            for element in g.forbidden:
-                elements[f"with {element}"] = elements.get(f"with {element}", 0) + 1
+        elements = Counter(
+            [f"missing {e}" for g in items for e in g.missing]
+            + [f"with {e}" for g in items for e in g.forbidden]
+        )
         n = len(items)
         out[name] = {
             "n": n,

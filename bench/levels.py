@@ -20,9 +20,9 @@ import asyncio
 import json
 import sys
 import time
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -30,50 +30,31 @@ if str(REPO_ROOT) not in sys.path:
 
 from bench.level_grades import Response, grade, summarise  # noqa: E402
 from bench.local_haven import local_haven, server_settings, temp_data_dir  # noqa: E402
-from bench.turn_paths import _register_and_login  # noqa: E402
+from bench.turn_paths import SocketPath  # noqa: E402
 from haven.crisis_resources import resources_for  # noqa: E402
 from haven.protocol import EmergencyResources  # noqa: E402
 from haven.settings import Settings  # noqa: E402
 
 
-async def _turn(ws: Any, http: Any, token: str, text: str, timeout_s: float) -> dict[str, Any]:
-    created = await http.post("/sessions", headers={"Authorization": f"Bearer {token}"})
-    created.raise_for_status()
-    session_id = created.json()["id"]
-    await ws.send(
-        json.dumps({"type": "session_message", "session_id": session_id, "message_text": text})
-    )
+async def _seen(path: SocketPath, text: str) -> dict[str, Any]:
+    """The panel (or None) and the reply's text that `text` got, in a new session."""
     panel: dict[str, Any] | None = None
-    deadline = time.monotonic() + timeout_s
-    while True:
-        event = json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
-        kind = event.get("type")
-        if kind == "safety_escalation":
-            panel = event
-        elif kind == "assistant_message_complete":
-            return {"panel": panel, "reply": event["message"]["text"]}
-        elif kind == "error":
-            raise RuntimeError(f"server error: {event.get('code')}")
+    async with aclosing(path.events(text)) as events:
+        async for event in events:
+            if event.get("type") == "safety_escalation":
+                panel = event
+            elif event.get("type") == "assistant_message_complete":
+                return {"panel": panel, "reply": event["message"]["text"]}
+    raise RuntimeError("the socket's events ended before the reply completed")
 
 
 async def run_messages(
     url: str, items: list[dict[str, Any]], timeout_s: float
 ) -> list[dict[str, Any]]:
-    import httpx
-    from websockets.asyncio.client import connect
-
     out: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(base_url=url, timeout=60.0) as http:
-        token = await _register_and_login(http)
-        parts = urlsplit(url)
-        scheme = "wss" if parts.scheme == "https" else "ws"
-        async with connect(f"{scheme}://{parts.netloc}/ws?token={token}", open_timeout=60) as ws:
-            first = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
-            if first.get("type") != "connection":
-                raise RuntimeError(f"expected a connection event, got {first.get('type')}")
-            for item in items:
-                seen = await _turn(ws, http, token, item["text"], timeout_s)
-                out.append({**item, **seen})
+    async with SocketPath.connect(url, count_tokens=lambda text: len(text.split())) as path:
+        for item in items:
+            out.append({**item, **await asyncio.wait_for(_seen(path, item["text"]), timeout_s)})
     return out
 
 
@@ -131,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     with args.out.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    summary["seconds"] = round(time.perf_counter() - started, 1)  # type: ignore[assignment]
-    print(json.dumps(summary))
+    print(json.dumps({**summary, "seconds": round(time.perf_counter() - started, 1)}))
     return 0
 
 

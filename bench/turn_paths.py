@@ -157,41 +157,57 @@ class SocketPath:
         session_id: str = created.json()["id"]
         return session_id
 
+    async def events(
+        self, prompt: str, session_id: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Sends `prompt` (in a new session unless `session_id` continues one) and yields the
+        server's events for it, up to and including `assistant_message_complete`; an `error`
+        event raises (`ServerBusy` for `busy`)."""
+        if session_id is None:
+            session_id = await self.new_session()
+        frame = {"type": "session_message", "session_id": session_id, "message_text": prompt}
+        await self._ws.send(json.dumps(frame))
+        while True:
+            event = json.loads(await self._ws.recv())
+            kind = event.get("type")
+            if kind == "error" and event.get("code") == "busy":
+                raise ServerBusy(f"server busy: {event}")
+            if kind == "error":
+                raise RuntimeError(f"server error: {event}")
+            yield event
+            if kind == "assistant_message_complete":
+                return
+
     async def turn(self, prompt: str, session_id: str | None = None) -> TurnTiming:
         """One message and its reply; in a new session unless `session_id` continues one."""
         if session_id is None:
             session_id = await self.new_session()
-        frame = {"type": "session_message", "session_id": session_id, "message_text": prompt}
         sent = time.perf_counter()
-        await self._ws.send(json.dumps(frame))
         marks: dict[str, float] = {}
         ttft: float | None = None
         chunks = 0
-        while True:
-            event = json.loads(await self._ws.recv())
-            kind = event.get("type")
-            now = time.perf_counter() - sent
-            if kind == "assistant_message_chunk":
-                chunks += 1
-                if ttft is None:
-                    ttft = now
-            elif kind in ("user_message", "assistant_message_start"):
-                # Stored and echoed; screened, planned and the reply opened.
-                marks.setdefault(kind, now)
-            elif kind == "assistant_message_complete":
-                return TurnTiming(
-                    ttft_s=ttft if ttft is not None else now,
-                    total_s=now,
-                    tokens=self._count_tokens(event["message"]["text"]),
-                    chunks=chunks,
-                    marks=marks,
-                )
-            elif kind == "error" and event.get("code") == "busy":
-                raise ServerBusy(f"server busy: {event}")
-            elif kind == "error":
-                raise RuntimeError(f"server error: {event}")
-            elif kind == "safety_escalation":
-                logger.warning("prompt %r was escalated; its reply is timed anyway", prompt)
+        async with aclosing(self.events(prompt, session_id)) as events:
+            async for event in events:
+                kind = event.get("type")
+                now = time.perf_counter() - sent
+                if kind == "assistant_message_chunk":
+                    chunks += 1
+                    if ttft is None:
+                        ttft = now
+                elif kind in ("user_message", "assistant_message_start"):
+                    # Stored and echoed; screened, planned and the reply opened.
+                    marks.setdefault(kind, now)
+                elif kind == "assistant_message_complete":
+                    return TurnTiming(
+                        ttft_s=ttft if ttft is not None else now,
+                        total_s=now,
+                        tokens=self._count_tokens(event["message"]["text"]),
+                        chunks=chunks,
+                        marks=marks,
+                    )
+                elif kind == "safety_escalation":
+                    logger.warning("prompt %r was escalated; its reply is timed anyway", prompt)
+        raise RuntimeError("the socket's events ended before the reply completed")
 
 
 async def _register_and_login(http: Any) -> str:
